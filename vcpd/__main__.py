@@ -1,0 +1,3 @@
+from vcpd.daemon import main
+
+main()

@@ -1,0 +1,131 @@
+"""Wiring of one VCP: keys, field, store, peer mesh, services and the client API.
+
+:func:`prepare_node` does everything that can fail because of the operator's
+files (keys, MAC key, prime) and raises :class:`~vcpd.errors.VcpError` with a
+clear message; :func:`serve_node` then runs the parts as trio tasks and reports
+readiness through ``task_status`` once every listener is up.
+
+Together with :mod:`vcpd.daemon` this is the top layer: the only place that
+imports concrete services and puts them together.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+from nacl.signing import SigningKey
+
+from vcpd import __version__
+from vcpd.config import VcpConfig
+from vcpd.errors import ConfigError, FieldError, StoreError
+from vcpd.keys import MacKey, load_identity, load_mac_key, random_field_element, write_mac_key
+from vcpd.logs import get_logger
+from vcpd.math.field import PrimeField
+from vcpd.store import open_store
+
+__all__ = ["NodeAddresses", "PreparedNode", "prepare_node", "serve_node"]
+
+log = get_logger("node")
+
+MASCOT_MAC_KEY_FILE = "mac_key"
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedNode:
+    """A config plus the secrets and objects derived from it, all checked."""
+
+    config: VcpConfig
+    identity: SigningKey
+    mac_key: MacKey
+    field: PrimeField
+
+
+@dataclass(frozen=True, slots=True)
+class NodeAddresses:
+    """Where a started node actually listens (ports resolved when 0 was asked)."""
+
+    peer: tuple[str, int]
+    api: tuple[str, int]
+
+
+def _mascot_mac_key(config: VcpConfig) -> MacKey:
+    """Load this VCP's own MAC key share, sampling it on first start.
+
+    In ``mascot`` mode α_i is drawn here, locally, stored 0600 in the data
+    directory, and never sent anywhere.
+    """
+    path = Path(config.data_dir) / MASCOT_MAC_KEY_FILE
+    if not path.exists():
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        write_mac_key(path, MacKey(share=random_field_element(config.vc.prime)))
+        log.info("sampled this VCP's MAC key share locally", extra={"ctx": {"file": str(path)}})
+    return load_mac_key(path, config.vc.prime)
+
+
+async def prepare_node(config: VcpConfig) -> PreparedNode:
+    """Load keys and check the field; raise VcpError naming any problem."""
+    try:
+        field = PrimeField(config.vc.prime)
+    except FieldError as exc:
+        raise ConfigError(f"unusable prime: {exc}", path=str(config.path), key="vc.prime") from None
+    identity = load_identity(config.identity_key)
+    own = config.vc.party(config.party)
+    if bytes(identity.verify_key) != own.public_key_bytes:
+        raise ConfigError(
+            f"identity key does not match the public key listed for party {config.party} in [[vc.parties]]",
+            path=str(config.identity_key),
+        )
+    if config.vc.offline == "dealer":
+        assert config.mac_key is not None  # the config loader guarantees it
+        mac_key = load_mac_key(config.mac_key, config.vc.prime)
+        if config.is_leader and mac_key.dealer_alpha is None:
+            raise ConfigError("the dealer's MAC key file lacks 'dealer_alpha'", path=str(config.mac_key))
+    else:
+        mac_key = _mascot_mac_key(config)
+    return PreparedNode(config=config, identity=identity, mac_key=mac_key, field=field)
+
+
+@contextmanager
+def _data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the data directory: two daemons on one store
+    would hand out the same tuples."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / "vcpd.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"another vcpd is already running with data directory {data_dir}") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+async def serve_node(
+    node: PreparedNode, *, task_status: trio.TaskStatus[NodeAddresses] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run every part of the VCP until cancelled."""
+    config = node.config
+    started = time.time()
+    if config.vc.offline == "dealer":
+        log.warning(
+            "offline mode is 'dealer': INSECURE by construction; VCP 0 knows every tuple and the "
+            "MAC key. Use for development and benchmarks only."
+        )
+    with _data_dir_lock(config.data_dir):
+        async with open_store(config.store_path, migrations=()) as store, trio.open_nursery() as nursery:
+            del nursery, store, started
+            log.info(
+                "vcpd %s serving",
+                __version__,
+                extra={"ctx": {"vc": config.vc.digest(), "parties": config.vc.n_parties, "offline": config.vc.offline}},
+            )
+            task_status.started(NodeAddresses(peer=config.peer_listen, api=config.api_listen))
+            await trio.sleep_forever()

@@ -86,7 +86,8 @@ class SessionBox:
         """Wait for the message ``step`` from ``peer``; each label is taken once.
 
         A message that already arrived is returned even if its sender has gone
-        away since; an aborted session raises whatever is waiting.
+        away or the session was aborted since (it is genuine, and protocols use
+        it to tell why they failed); a wait for one that has not arrived raises.
         """
         key = (peer, step)
         if key in self._taken:
@@ -95,8 +96,6 @@ class SessionBox:
         if not slot.has_payload:
             self._raise_if_failed(peer)
             await slot.event.wait()
-        if self._aborted is not None:
-            raise self._aborted
         if not slot.has_payload:
             self._raise_if_failed(peer)
             raise VcpInternalError("mailbox woke without a message or a failure")

@@ -1,0 +1,496 @@
+"""The SPDZ online phase of one VCP in one session: openings, MAC checks, Beaver.
+
+:class:`OnlineParty` is what the secret store (verified upload and download)
+and the executor's engine compute with. It holds this VCP's MAC key share α_i
+and a labelled session; every secret is a :class:`~vcpd.math.Shares` vector.
+
+Invariants:
+
+* **Opened values are MAC-checked before anything derived from them leaves the
+  VC.** :meth:`OnlineParty.open` is a *partial* opening: it reveals a value to
+  the VCPs and records it; only :meth:`OnlineParty.mac_check` (or
+  :meth:`OnlineParty.reveal`, which runs it) establishes that nobody lied.
+  Callers release results only after a successful check.
+* **MAC shares never leave this VCP**: openings send value shares only.
+* **All VCPs agree on every message label without coordinating**: labels come
+  from per-object counters and the operation ("open.17", "mac.3.sigma.commit"),
+  and every VCP performs the same sequence of operations, so arrival order never
+  matters. Two objects sharing a session need distinct ``label_prefix`` values.
+* **One failure ends the object**: after any failed round (MAC check, peer
+  gone, timeout, cancellation) every further call raises, since the VCPs may no
+  longer agree on where in the protocol they are.
+* **One operation at a time**: await each call before starting the next
+  (concurrent rounds are refused); merge independent work with
+  :meth:`OnlineParty.open_many` / :meth:`OnlineParty.complete` instead.
+* One bytes payload per peer per round, and a handful of vector operations per
+  element (a Beaver product costs four field products per element and party).
+
+This module must not import vcpd.net, vcpd.testing, services, api, node or
+daemon; from vcpd it uses only errors, math and this package. No shares, MACs
+or keys appear in its logs or exceptions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import hmac
+import math
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar
+
+import trio
+
+from vcpd.errors import FieldError, MacCheckFailure, SessionAborted, VcpError
+from vcpd.math import FieldArray, PrimeField, Shares
+
+from .beaver import Prepared, SquarePair, Triple, bits_prepare, mul_prepare, square_prepare
+from .maccheck import OpeningLog, batch_mac_check
+from .rounds import exchange_all, payload_size
+from .transport import Session
+
+__all__ = [
+    "DEFAULT_ROUND_TIMEOUT",
+    "OnlineParty",
+    "OnlineStatistics",
+    "Prepared",
+    "SquarePair",
+    "Triple",
+]
+
+DEFAULT_ROUND_TIMEOUT: Final = 300.0
+"""Seconds a round waits for its peers before aborting the session.
+
+Generous: a round of a million-element product takes well under a second on a
+LAN. It exists so that a peer that stays connected but stops following the
+protocol (say, withholds a commitment) fails the session instead of hanging it.
+"""
+
+THREAD_BYTES: Final = 1 << 20
+"""With ``worker_threads=True``, openings at least this large (bytes per peer)
+are hashed, summed and finished in worker threads: numpy and hashlib release
+the GIL, so the work overlaps and the event loop stays responsive."""
+
+THREAD_SQRT_ELEMENTS: Final = 4096
+"""With ``worker_threads=True``, square-root batches at least this large run in
+a worker thread."""
+
+_PERSON_AGREE: Final = b"vcpd.agree"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineStatistics:
+    """Counters of one :class:`OnlineParty` (this VCP's view).
+
+    Attributes:
+        rounds: network rounds (every exchange, MAC-check rounds included).
+        open_rounds: rounds that opened values.
+        openings: field elements opened.
+        mac_checks: MAC checks that ran (and passed).
+        checked: opened elements covered by those checks.
+        pending: opened elements not yet checked.
+        bytes_sent: payload bytes sent, summed over peers.
+        messages_sent: payloads sent, summed over peers.
+    """
+
+    rounds: int = 0
+    open_rounds: int = 0
+    openings: int = 0
+    mac_checks: int = 0
+    checked: int = 0
+    pending: int = 0
+    bytes_sent: int = 0
+    messages_sent: int = 0
+
+
+def _guarded(
+    method: Callable[Concatenate[OnlineParty, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[OnlineParty, P], Coroutine[Any, Any, R]]:
+    """Refuse calls on a failed object, and mark it failed if this call fails."""
+
+    @functools.wraps(method)
+    async def wrapper(self: OnlineParty, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        self._ensure_usable()
+        try:
+            return await method(self, *args, **kwargs)
+        except BaseException as exc:
+            self._mark_failed(exc)
+            raise
+
+    return wrapper
+
+
+class OnlineParty:
+    """This VCP's side of the SPDZ online phase in one session.
+
+    Args:
+        session: the labelled session shared with every other VCP.
+        field: the VC's prime field.
+        alpha_share: this VCP's share α_i of the MAC key (never sent anywhere).
+        label_prefix: prepended to every step label; distinct objects in one
+            session need distinct prefixes.
+        round_timeout: seconds to wait for peers in one round before aborting
+            (None: wait for ever, relying on link failure detection alone).
+        worker_threads: run the arithmetic of large rounds (≥ 1 MiB per peer)
+            and large square-root batches in trio worker threads, so the event
+            loop keeps serving the peer links during long computations. Off by
+            default: under trio's ``autojump_clock`` a wait on a thread looks
+            idle, so virtual time would jump and round timeouts would fire.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        field: PrimeField,
+        alpha_share: int,
+        *,
+        label_prefix: str = "",
+        round_timeout: float | None = DEFAULT_ROUND_TIMEOUT,
+        worker_threads: bool = False,
+    ) -> None:
+        self._session = session
+        self._field = field
+        self._alpha = alpha_share % field.p
+        self._party = session.party
+        self._n = session.n_parties
+        self._peers = [k for k in range(self._n) if k != self._party]
+        self._prefix = label_prefix
+        self._timeout = math.inf if round_timeout is None else round_timeout
+        self._threads = worker_threads
+        self._log = OpeningLog(self._party, self._n)
+        self._opens = 0
+        self._checks = 0
+        self._agreements = 0
+        self._stats = OnlineStatistics()
+        self._failure: BaseException | None = None
+        self._in_round = False
+
+    def __repr__(self) -> str:
+        return f"<OnlineParty session={self._session.id} party={self._party}/{self._n}>"
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def party(self) -> int:
+        """This VCP's party id."""
+        return self._party
+
+    @property
+    def n_parties(self) -> int:
+        """Number of VCPs in the session."""
+        return self._n
+
+    @property
+    def field(self) -> PrimeField:
+        """The prime field of every share."""
+        return self._field
+
+    @property
+    def session_id(self) -> str:
+        """The id of the underlying session."""
+        return self._session.id
+
+    @property
+    def pending_checks(self) -> int:
+        """Opened elements that no MAC check has covered yet."""
+        return self._log.pending
+
+    def statistics(self) -> OnlineStatistics:
+        """A snapshot of this object's counters."""
+        return dataclasses.replace(self._stats, pending=self._log.pending)
+
+    # ------------------------------------------------------------ failure state
+
+    def _ensure_usable(self) -> None:
+        failure = self._failure
+        if failure is None:
+            return
+        if isinstance(failure, MacCheckFailure):
+            raise MacCheckFailure(self.session_id, failure.reason)
+        if isinstance(failure, SessionAborted):
+            cause = failure.reason
+        elif isinstance(failure, VcpError):
+            cause = str(failure)
+        else:
+            cause = f"interrupted ({type(failure).__name__})"
+        raise SessionAborted(self.session_id, f"an earlier step of this online phase failed: {cause}")
+
+    def _mark_failed(self, exc: BaseException) -> None:
+        if self._failure is None:
+            self._failure = exc
+
+    # ------------------------------------------------------------ rounds
+
+    async def _exchange(self, step: str, payload: Any) -> dict[int, Any]:
+        """One round through :func:`~vcpd.protocol.rounds.exchange_all`, counted.
+
+        Any failure (including cancellation) ends the object.
+        """
+        self._ensure_usable()
+        if self._in_round:
+            # Labels come from counters, so two concurrent rounds could get
+            # their labels in different orders on different VCPs.
+            raise RuntimeError("OnlineParty runs one operation at a time; await each before starting the next")
+        self._in_round = True
+        try:
+            results = await exchange_all(self._session, step, payload, timeout=self._timeout)
+        except BaseException as exc:
+            self._mark_failed(exc)
+            raise
+        finally:
+            self._in_round = False
+        sent = len(self._peers)
+        self._stats = dataclasses.replace(
+            self._stats,
+            rounds=self._stats.rounds + 1,
+            bytes_sent=self._stats.bytes_sent + sent * payload_size(payload),
+            messages_sent=self._stats.messages_sent + sent,
+        )
+        return results
+
+    def _label(self, kind: str, counter: int) -> str:
+        return f"{self._prefix}{kind}.{counter}"
+
+    # ------------------------------------------------------------ opening
+
+    @_guarded
+    async def open(self, shares: Shares) -> FieldArray:
+        """Partially open ``shares``: every VCP learns Σ x_i; MACs stay here.
+
+        The result is **not yet trusted**: it is recorded for the next
+        :meth:`mac_check`, and nothing derived from it may leave the VC before
+        that check passes. One message per peer, whatever the length.
+
+        Raises:
+            SessionAborted: a peer sent a malformed opening, aborted, or timed out.
+            PeerUnavailable: a peer went away.
+        """
+        return (await self.open_many([shares]))[0]
+
+    @_guarded
+    async def open_many(self, parts: Sequence[Shares]) -> list[FieldArray]:
+        """Open several vectors in **one** network round (concatenate, exchange, split).
+
+        This is how the executor merges independent openings of one round.
+        """
+        lengths = [len(part) for part in parts]
+        total = sum(lengths)
+        if total == 0:
+            return [self._field.zeros(0) for _ in parts]
+        joined = parts[0] if len(parts) == 1 else Shares.concat([part for part in parts if len(part)])
+        if joined.field != self._field:
+            raise FieldError("shares belong to another field than this online phase")
+        step = self._label("open", self._opens)
+        self._opens += 1
+        payloads = await self._exchange(step, joined.values.to_bytes())
+        opened = await self._combine(step, joined.values, payloads)
+        self._log.record(opened, joined.macs)
+        self._stats = dataclasses.replace(
+            self._stats, open_rounds=self._stats.open_rounds + 1, openings=self._stats.openings + total
+        )
+        if len(parts) == 1:
+            return [opened]
+        result, start = [], 0
+        for n in lengths:
+            result.append(opened[start : start + n])
+            start += n
+        return result
+
+    async def _combine(self, step: str, own: FieldArray, payloads: dict[int, Any]) -> FieldArray:
+        """Σ of every party's value shares, with each peer's payload hashed for
+        the broadcast-consistency check."""
+        expected = 16 * len(own)
+        for peer in self._peers:
+            payload = payloads[peer]
+            if not isinstance(payload, bytes) or len(payload) != expected:
+                raise SessionAborted(
+                    self.session_id, f"VCP {peer} deviated from the protocol: malformed opening at step {step!r}"
+                )
+        log = self._log
+
+        def hash_all() -> None:
+            for peer in self._peers:
+                log.heard(peer, step, payloads[peer])  # no-op with two parties
+
+        def add_all() -> FieldArray:
+            total = own
+            for peer in self._peers:
+                try:
+                    total = total + self._field.from_bytes(payloads[peer])
+                except FieldError:
+                    raise SessionAborted(
+                        self.session_id,
+                        f"VCP {peer} deviated from the protocol: opening at step {step!r} is not in the field",
+                    ) from None
+            return total
+
+        if not self._threads or expected < THREAD_BYTES:
+            hash_all()
+            return add_all()
+        # Large: hash and add in worker threads (both drop the GIL for most of
+        # their work), keeping the event loop free for the links.
+        async with trio.open_nursery() as nursery:
+            if log.tracks_broadcasts:
+                nursery.start_soon(trio.to_thread.run_sync, hash_all)
+            opened = await trio.to_thread.run_sync(add_all)
+        return opened
+
+    @_guarded
+    async def mac_check(self) -> None:
+        """Check every opening since the last check (mpc-notes §1.6); four rounds.
+
+        Does nothing (and sends nothing) when nothing is pending — all VCPs
+        hold the same pending count, so they agree on that. Values opened
+        before a successful return may be released.
+
+        Raises:
+            MacCheckFailure: some VCP deviated ("MAC check failed: ...",
+                "invalid commitment from VCP k", "broadcast mismatch"); the
+                object is unusable afterwards, and nothing opened since the
+                last good check may be used.
+            SessionAborted, PeerUnavailable: the session failed otherwise.
+        """
+        if self._log.pending == 0:
+            return
+        label = self._label("mac", self._checks)
+        self._checks += 1
+        checked = await batch_mac_check(
+            self._exchange,
+            session_id=self.session_id,
+            party=self._party,
+            n_parties=self._n,
+            field=self._field,
+            alpha_share=self._alpha,
+            log=self._log,
+            label=label,
+            worker_threads=self._threads,
+        )
+        self._stats = dataclasses.replace(
+            self._stats, mac_checks=self._stats.mac_checks + 1, checked=self._stats.checked + checked
+        )
+
+    @_guarded
+    async def reveal(self, shares: Shares) -> FieldArray:
+        """Open and MAC-check: the result may leave the VC."""
+        opened = await self.open(shares)
+        await self.mac_check()
+        return opened
+
+    @_guarded
+    async def reveal_many(self, parts: Sequence[Shares]) -> list[FieldArray]:
+        """Open several vectors in one round, then MAC-check (five rounds in all)."""
+        opened = await self.open_many(parts)
+        await self.mac_check()
+        return opened
+
+    @_guarded
+    async def confirm_same(self, data: bytes, what: str) -> None:
+        """Make sure every VCP holds the same ``data`` (e.g. a client's masked input).
+
+        Exchanges BLAKE2b digests (one round) and compares them in constant time.
+
+        Raises:
+            SessionAborted: some VCP holds different data ("VCPs received
+                different <what>").
+        """
+        step = self._label("agree", self._agreements)
+        self._agreements += 1
+        digest = hashlib.blake2b(data, digest_size=32, person=_PERSON_AGREE).digest()
+        digests = await self._exchange(step, digest)
+        for peer in self._peers:
+            theirs = digests[peer]
+            if not isinstance(theirs, bytes) or not hmac.compare_digest(theirs, digest):
+                raise SessionAborted(self.session_id, f"VCPs received different {what} (VCP {peer} disagrees)")
+
+    # ------------------------------------------------------------ public constants
+
+    def constant(self, c: FieldArray | int, length: int | None = None) -> Shares:
+        """Shares of a public vector: party 0 holds c, every party c·α_i as MAC.
+
+        ``c`` may be an int together with ``length``.
+        """
+        if not isinstance(c, FieldArray):
+            if length is None:
+                raise ValueError("constant(int) needs a length")
+            c = self._field.constant(c, length)
+        values = c if self._party == 0 else self._field.zeros(len(c))
+        return Shares(values, c * self._alpha)
+
+    def add_public(self, x: Shares, c: FieldArray | int) -> Shares:
+        """⟨x⟩ + c for public c (party 0 adds to its value share; MACs get c·α_i)."""
+        return x.add_public(c, self._party, self._alpha)
+
+    # ------------------------------------------------------------ multiplication
+
+    def mul_prepare(self, x: Shares, y: Shares, triple: Triple | Sequence[Shares]) -> Prepared:
+        """A Beaver product split around its opening (see :func:`.beaver.mul_prepare`)."""
+        return mul_prepare(x, y, triple)
+
+    def square_prepare(self, x: Shares, pair: SquarePair | Sequence[Shares]) -> Prepared:
+        """A squaring split around its opening (see :func:`.beaver.square_prepare`)."""
+        return square_prepare(x, pair)
+
+    def bits_prepare(self, pair: SquarePair | Sequence[Shares]) -> Prepared:
+        """Random bits from square pairs, split around the opening of s = a²
+        (see :func:`.beaver.bits_prepare`; the result may be shorter if some s = 0)."""
+        return bits_prepare(pair, party=self._party, alpha_share=self._alpha, session_id=self.session_id)
+
+    @_guarded
+    async def complete(self, prepared: Sequence[Prepared]) -> list[Shares]:
+        """Run several prepared operations with **one** merged opening round."""
+        opened = await self.open_many([item.to_open for item in prepared])
+
+        def finish_all() -> list[Shares]:
+            return [item.finish(values) for item, values in zip(prepared, opened, strict=True)]
+
+        if self._threads and 16 * sum(len(values) for values in opened) >= THREAD_BYTES:
+            return await trio.to_thread.run_sync(finish_all)
+        return finish_all()
+
+    @_guarded
+    async def mul(self, x: Shares, y: Shares, triple: Triple | Sequence[Shares]) -> Shares:
+        """⟨x·y⟩ element-wise with one Beaver triple per element; one round."""
+        return (await self.complete([self.mul_prepare(x, y, triple)]))[0]
+
+    @_guarded
+    async def square(self, x: Shares, pair: SquarePair | Sequence[Shares]) -> Shares:
+        """⟨x²⟩ element-wise with one square pair per element; one round."""
+        return (await self.complete([self.square_prepare(x, pair)]))[0]
+
+    @_guarded
+    async def bits_from_squares(self, pair: SquarePair | Sequence[Shares]) -> Shares:
+        """Random shared bits, one per square pair (see :meth:`bits_prepare`); one round.
+
+        With ``worker_threads``, large batches take their square roots in a
+        worker thread. Costs about 150 field products per bit (the square root).
+        """
+        prepared = self.bits_prepare(pair)
+        (s,) = await self.open_many([prepared.to_open])
+        if self._threads and len(s) >= THREAD_SQRT_ELEMENTS:
+            return await trio.to_thread.run_sync(prepared.finish, s)
+        return prepared.finish(s)
+
+    @_guarded
+    async def inverse(self, x: Shares, r: Shares, triple: Triple | Sequence[Shares]) -> Shares:
+        """⟨x⁻¹⟩ with a random non-zero ⟨r⟩ and a triple: open c = x·r, return c⁻¹·⟨r⟩.
+
+        Two rounds. ``r`` must be uniformly random, non-zero and used once
+        (e.g. the first half of an inverse pair).
+
+        Raises:
+            FieldError: some x is zero (after a MAC check has confirmed the
+                opening that shows it).
+        """
+        product = await self.mul(x, r, triple)
+        c = await self.open(product)
+        try:
+            c_inv = c.inverse()
+        except FieldError:
+            await self.mac_check()  # the zero becomes visible outside: check it first
+            raise FieldError("inverse of a secret zero") from None
+        return r * c_inv

@@ -11,13 +11,16 @@ imports concrete services and puts them together.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import trio
 from nacl.signing import SigningKey
@@ -28,13 +31,21 @@ from vcpd.errors import ConfigError, FieldError, StoreError
 from vcpd.keys import MacKey, load_identity, load_mac_key, random_field_element, write_mac_key
 from vcpd.logs import get_logger
 from vcpd.math.field import PrimeField
-from vcpd.store import open_store
+from vcpd.api.dispatch import Dispatcher
+from vcpd.api.status import StatusSource, register_status_ops
+from vcpd.net.mesh import PeerMesh, serve_peer_mesh
+from vcpd.net.rpc import serve_rpc
+from vcpd.store import Migration, open_store
+from vcpd.wire import Request, Response
 
 __all__ = ["NodeAddresses", "PreparedNode", "prepare_node", "serve_node"]
 
 log = get_logger("node")
 
 MASCOT_MAC_KEY_FILE = "mac_key"
+
+MIGRATIONS: tuple[Migration, ...] = ()
+"""Every service's schema migrations (the store refuses owners it does not know)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +119,29 @@ def _data_dir_lock(data_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _links(mesh: PeerMesh) -> dict[int, dict[str, Any]]:
+    return {link.peer: dataclasses.asdict(link) for link in mesh.statistics().links}
+
+
+async def _start_listener(nursery: trio.Nursery, what: str, address: tuple[str, int], fn: Any, *args: Any) -> Any:
+    """Start a listener task, turning a bind failure into one clear error."""
+    try:
+        return await nursery.start(fn, *args)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen for {what} on {address[0]}:{address[1]} ({exc.strerror or exc}); "
+            "is another vcpd using that port?"
+        ) from None
+
+
 async def serve_node(
     node: PreparedNode, *, task_status: trio.TaskStatus[NodeAddresses] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Run every part of the VCP until cancelled."""
+    """Run every part of the VCP until cancelled.
+
+    Reports the bound addresses once the peer endpoint and the client API are
+    listening; peer links come up in the background (``vcpctl status --wait``).
+    """
     config = node.config
     started = time.time()
     if config.vc.offline == "dealer":
@@ -120,12 +150,42 @@ async def serve_node(
             "MAC key. Use for development and benchmarks only."
         )
     with _data_dir_lock(config.data_dir):
-        async with open_store(config.store_path, migrations=()) as store, trio.open_nursery() as nursery:
-            del nursery, store, started
+        async with open_store(config.store_path, migrations=MIGRATIONS) as store, trio.open_nursery() as nursery:
+            mesh: PeerMesh = await _start_listener(
+                nursery, "peers", config.peer_listen, serve_peer_mesh, config, node.identity
+            )
+            dispatcher = Dispatcher(frozenset(config.admin_keys))
+            register_status_ops(
+                dispatcher,
+                StatusSource(
+                    party=config.party,
+                    n_parties=config.vc.n_parties,
+                    offline=config.vc.offline,
+                    vc_digest=config.vc.digest(),
+                    started=started,
+                    links=lambda: _links(mesh),
+                    extra=lambda: {"store": {"path": str(store.path), "bytes": store.statistics().size_bytes}},
+                ),
+            )
+
+            async def handle(client_key: str, request: Request) -> Response:
+                result = await dispatcher.dispatch(dispatcher.caller(client_key), request.op, request.args)
+                return Response(request.id, result)
+
+            api_address = await _start_listener(
+                nursery,
+                "clients",
+                config.api_listen,
+                partial(serve_rpc, party=config.party),
+                config.api_listen,
+                node.identity,
+                config.vc.handshake_fields(),
+                handle,
+            )
             log.info(
                 "vcpd %s serving",
                 __version__,
                 extra={"ctx": {"vc": config.vc.digest(), "parties": config.vc.n_parties, "offline": config.vc.offline}},
             )
-            task_status.started(NodeAddresses(peer=config.peer_listen, api=config.api_listen))
+            task_status.started(NodeAddresses(peer=mesh.address, api=api_address))
             await trio.sleep_forever()

@@ -1,0 +1,3 @@
+from vcpctl.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The client/admin API of a VCP: request dispatch on top of the services."""

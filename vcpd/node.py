@@ -32,9 +32,14 @@ from vcpd.keys import MacKey, load_identity, load_mac_key, random_field_element,
 from vcpd.logs import get_logger
 from vcpd.math.field import PrimeField
 from vcpd.api.dispatch import Dispatcher
+from vcpd.api.secrets import register_secret_ops
 from vcpd.api.status import StatusSource, register_status_ops
+from vcpd.api.tuples import register_tuple_ops
 from vcpd.net.mesh import PeerMesh, serve_peer_mesh
 from vcpd.net.rpc import serve_rpc
+from vcpd.services import generator as generator_service
+from vcpd.services import secrets as secrets_service
+from vcpd.services import tuples as tuples_service
 from vcpd.store import Migration, open_store
 from vcpd.wire import Request, Response
 
@@ -44,7 +49,11 @@ log = get_logger("node")
 
 MASCOT_MAC_KEY_FILE = "mac_key"
 
-MIGRATIONS: tuple[Migration, ...] = ()
+MIGRATIONS: tuple[Migration, ...] = (
+    *tuples_service.MIGRATIONS,
+    *generator_service.MIGRATIONS,
+    *secrets_service.MIGRATIONS,
+)
 """Every service's schema migrations (the store refuses owners it does not know)."""
 
 
@@ -154,6 +163,27 @@ async def serve_node(
             mesh: PeerMesh = await _start_listener(
                 nursery, "peers", config.peer_listen, serve_peer_mesh, config, node.identity
             )
+            field = node.field
+            tuples = tuples_service.TupleStore(
+                store, mesh, field, config.party, config.vc.n_parties, mac_share=node.mac_key.share
+            )
+            await nursery.start(tuples.serve)
+            generator = generator_service.TupleGenerator(
+                store,
+                tuples,
+                mesh,
+                field,
+                node.mac_key,
+                config.party,
+                config.vc.n_parties,
+                config.tuples,
+                offline=config.vc.offline,
+            )
+            await nursery.start(generator.serve)
+            if config.is_leader and config.tuples.thresholds:
+                await nursery.start(generator.serve_scheduler)
+            secrets = secrets_service.SecretStore(store, mesh, tuples, field, node.mac_key.share)
+
             dispatcher = Dispatcher(frozenset(config.admin_keys))
             register_status_ops(
                 dispatcher,
@@ -164,9 +194,14 @@ async def serve_node(
                     vc_digest=config.vc.digest(),
                     started=started,
                     links=lambda: _links(mesh),
-                    extra=lambda: {"store": {"path": str(store.path), "bytes": store.statistics().size_bytes}},
+                    extra=lambda: {
+                        "store": {"path": str(store.path), "bytes": store.statistics().size_bytes},
+                        "tuples": {k: dataclasses.asdict(v) for k, v in tuples.statistics().kinds.items()},
+                    },
                 ),
             )
+            register_tuple_ops(dispatcher, tuples, generator)
+            register_secret_ops(dispatcher, secrets)
 
             async def handle(client_key: str, request: Request) -> Response:
                 result = await dispatcher.dispatch(dispatcher.caller(client_key), request.op, request.args)

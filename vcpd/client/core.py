@@ -28,6 +28,7 @@ from vcpd.math import PrimeField
 from vcpd.net.rpc import RpcConnection, open_rpc_connection
 
 from .secrets import SecretsMixin
+from .tuples import TuplesMixin
 
 __all__ = ["CONNECT_TIMEOUT", "Client", "VcpStatus", "open_client", "probe_vc", "vcp_url"]
 
@@ -43,7 +44,7 @@ def _as_config(config: ClientConfig | str | Path) -> ClientConfig:
     return config if isinstance(config, ClientConfig) else load_client_config(config)
 
 
-class Client(SecretsMixin):
+class Client(SecretsMixin, TuplesMixin):
     """A connection to every VCP of one VC; see :func:`open_client`."""
 
     def __init__(self, config: ClientConfig, identity: SigningKey, connections: Sequence[RpcConnection]) -> None:
@@ -144,15 +145,10 @@ async def open_client(config: ClientConfig | str | Path) -> AsyncIterator[Client
     config = _as_config(config)
     identity = load_identity(config.identity_key)
     async with AsyncExitStack() as stack:
-        connections: list[RpcConnection | None] = [None] * config.vc.n_parties
-
-        async def connect(party: PartyInfo) -> None:
-            connections[party.id] = await _connect(config, identity, party, stack)
-
-        async with trio.open_nursery() as nursery:
-            for party in config.vc.parties:
-                nursery.start_soon(connect, party)
-        yield Client(config, identity, [c for c in connections if c is not None])
+        # Connections are entered in this task, one after the other: each owns
+        # a nursery, which must be opened and closed by the same task.
+        connections = [await _connect(config, identity, party, stack) for party in config.vc.parties]
+        yield Client(config, identity, connections)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,149 @@
+"""What the upload and download protocols share: their parts and two helpers.
+
+:class:`ProtocolContext` bundles one VCP's store, transport, tuple source,
+field and MAC key share; :func:`request_session` opens a request's session
+under a deadline; :func:`take_tuples` reserves and takes tuples so that a
+reservation is either consumed (durably, by the tuple source, before
+anything derived from it is sent) or discarded -- never left open, never
+returned to the pool.
+
+This module must not import any vcpd module other than :mod:`vcpd.errors`,
+:mod:`vcpd.math`, :mod:`vcpd.protocol`, :mod:`vcpd.store` and
+:mod:`vcpd.services.ports`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from typing import Final
+
+import trio
+
+from vcpd.errors import RequestError, SessionAborted
+from vcpd.math import PrimeField, Shares
+from vcpd.protocol.transport import Session, Transport
+from vcpd.services.ports import TupleSource
+from vcpd.store import Store
+
+from .delivery import OnlineOps
+
+__all__ = [
+    "SESSION_TIMEOUT",
+    "OnlineFactory",
+    "ProtocolContext",
+    "SessionIds",
+    "request_session",
+    "session_name",
+    "take_tuples",
+]
+
+SESSION_TIMEOUT: Final = 120.0
+"""Seconds one multi-party request (agreement, reservation, ODO, storing) may
+take before this VCP gives up and aborts it."""
+
+REMEMBERED_SESSIONS: Final = 65536
+"""Session ids each VCP remembers, so that a reused request id is refused at
+once instead of meeting a peer whose mailbox already dropped that session."""
+
+OnlineFactory = Callable[[Session, PrimeField, int], OnlineOps]
+"""Builds the online engine for a session: ``OnlineParty(session, field, alpha_share)``."""
+
+
+class SessionIds:
+    """The most recent session ids this VCP used (a bounded memory)."""
+
+    def __init__(self, capacity: int = REMEMBERED_SESSIONS) -> None:
+        self._capacity = capacity
+        self._seen: OrderedDict[str, None] = OrderedDict()
+
+    def claim(self, session_id: str) -> None:
+        """Record ``session_id`` as used.
+
+        Raises:
+            RequestError: ``conflict`` if it was used before.
+        """
+        if session_id in self._seen:
+            raise RequestError("conflict", "this request id was used before; every request needs a fresh one")
+        self._seen[session_id] = None
+        while len(self._seen) > self._capacity:
+            self._seen.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolContext:
+    """One VCP's parts, as the secret store's protocols need them."""
+
+    store: Store
+    transport: Transport
+    tuples: TupleSource
+    field: PrimeField
+    alpha_share: int
+    online: OnlineFactory
+    session_timeout: float = SESSION_TIMEOUT
+    sessions: SessionIds = dataclass_field(default_factory=SessionIds)
+
+    def __repr__(self) -> str:  # the MAC key share must never reach a log
+        return f"<ProtocolContext party={self.transport.party}>"
+
+    @property
+    def party(self) -> int:
+        """This VCP's index."""
+        return self.transport.party
+
+
+def session_name(kind: str, request_id: str, caller: str) -> str:
+    """The session id of one client request: kind, request id and a tag of the caller.
+
+    The caller's tag keeps another client that learned a request id from
+    claiming (and so spoiling) that session.
+    """
+    tag = hashlib.blake2b(caller.encode(), digest_size=6, person=b"vcpd.secrets.ses").hexdigest()
+    return f"secrets.{kind}/{request_id}/{tag}"
+
+
+@asynccontextmanager
+async def request_session(ctx: ProtocolContext, session_id: str) -> AsyncIterator[Session]:
+    """The session ``session_id``, cancelled and aborted after the session timeout.
+
+    Every session id is used once: session ids derive from client request ids,
+    and a reused one would meet peers that have already forgotten it.
+
+    Raises:
+        SessionAborted: the deadline passed (the peers were told).
+        RequestError: ``conflict`` if the session id was used before (a
+            client reused a request id).
+    """
+    ctx.sessions.claim(session_id)
+    timed_out = False
+    try:
+        with trio.fail_after(ctx.session_timeout):
+            async with AsyncExitStack() as stack:
+                try:
+                    session = await stack.enter_async_context(ctx.transport.session(session_id))
+                except ValueError:  # the id is open already: another request reused it
+                    raise RequestError("conflict", "this request id is in use on this VCP; use a fresh one") from None
+                yield session
+    except trio.TooSlowError:
+        timed_out = True
+    if timed_out:
+        raise SessionAborted(session_id, f"no result within {ctx.session_timeout:g} s; a peer VCP may be slow or gone")
+
+
+async def take_tuples(ctx: ProtocolContext, request_id: str, counts: Mapping[str, int]) -> dict[str, list[Shares]]:
+    """Reserve ``counts`` under ``request_id`` (with every VCP) and take them.
+
+    Once this returns the tuples are recorded consumed on this VCP; if taking
+    fails the reservation is discarded, so no tuple is ever handed out twice.
+    """
+    reservation = await ctx.tuples.reserve(request_id, counts)
+    try:
+        return await ctx.tuples.take(reservation)
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await ctx.tuples.discard(reservation)
+        raise

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vcharness import LocalVc, make_local_vc
+from vcpd.procvc import LocalVc, make_local_vc
 
 pytestmark = pytest.mark.slow
 
@@ -84,3 +84,53 @@ def test_second_daemon_on_same_data_dir_is_refused(vc: LocalVc) -> None:
     assert result.returncode == 2
     assert "another vcpd is already running" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_generated_tuples_reported_equally_on_every_vcp(vc: LocalVc) -> None:
+    result = vcpctl(vc, "tuples", "generate", "triple", "100000")
+    assert "completed" in result.stdout
+    stock = json.loads(vcpctl(vc, "tuples", "stock", "--json").stdout)
+    assert [v["tuples"]["triple"]["available"] for v in stock["vcps"]] == [100000] * 3
+    jobs = json.loads(vcpctl(vc, "tuples", "jobs", "--json").stdout)["jobs"]
+    assert jobs[0]["state"] == "completed" and jobs[0]["count"] == 100000
+
+
+def test_secret_round_trip_through_vcpctl(vc: LocalVc) -> None:
+    for kind in ("mask", "triple"):
+        vcpctl(vc, "tuples", "generate", kind, "1000")
+    values = ["-9223372036854775808", "-1", "0", "42", "9223372036854775807"]
+    secret = vcpctl(vc, "secrets", "create", "--tag", "team=blue", "--", *values).stdout.strip()
+    got = json.loads(vcpctl(vc, "secrets", "get", secret, "--json").stdout)
+    assert got["values"] == [int(v) for v in values]
+    assert got["tags"]["team"] == "blue"
+    listed = json.loads(vcpctl(vc, "secrets", "list", "--filter", "team=blue", "--json").stdout)
+    assert [s["id"] for s in listed["secrets"]] == [secret]
+
+
+def test_vcp_killed_mid_job_leaves_no_tuple_usable(vc: LocalVc) -> None:
+    job = vcpctl(vc, "tuples", "generate", "triple", "3000000", "--no-wait").stdout.strip()
+    deadline = time.monotonic() + 30
+    while True:  # wait until the job is under way, then kill a follower hard
+        jobs = json.loads(vcpctl(vc, "tuples", "jobs", "--json").stdout)["jobs"]
+        if jobs and jobs[0]["id"] == job and jobs[0]["progress"] > 0:
+            break
+        assert time.monotonic() < deadline, jobs
+    vc.stop(2, sig=9)
+    vc.start(2)
+    vc.wait_healthy(timeout=30)
+    deadline = time.monotonic() + 30
+    while True:
+        state = json.loads(vcpctl(vc, "tuples", "jobs", "--json").stdout)["jobs"][0]["state"]
+        if state in ("failed", "completed"):
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    stock = json.loads(vcpctl(vc, "tuples", "stock", "--json").stdout)
+    available = [v["tuples"]["triple"]["available"] for v in stock["vcps"]]
+    # Either the job failed everywhere (nothing usable) or it completed everywhere.
+    assert available in ([0, 0, 0], [3000000] * 3), (state, available)
+    assert state == "failed" or available == [3000000] * 3
+    # and the VC still works: a new job completes on every VCP
+    vcpctl(vc, "tuples", "generate", "triple", "1000")
+    stock = json.loads(vcpctl(vc, "tuples", "stock", "--json").stdout)
+    assert len({v["tuples"]["triple"]["available"] for v in stock["vcps"]}) == 1

@@ -1,7 +1,8 @@
-"""A real local VC for end-to-end tests: `vcpd start` processes on 127.0.0.1.
+"""A real local VC as separate `vcpd start` processes on 127.0.0.1.
 
-Each daemon is a separate process with its own SQLite file, talking over real
-websockets, exactly as `scripts/run_local_vc.sh` runs them.
+For end-to-end tests and benchmarks: each daemon is its own process with its
+own SQLite file, talking over real websockets, exactly as
+`scripts/run_local_vc.sh` runs them. Production code never imports this.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def free_base_port(n_parties: int) -> int:
 
 @dataclass
 class LocalVc:
+    """Daemons of a local VC: start/stop them, wait until healthy, read logs."""
+
     directory: Path
     n_parties: int
     offline: str
@@ -99,9 +102,10 @@ class LocalVc:
             time.sleep(0.2)
 
 
-def make_local_vc(tmp_path: Path, n_parties: int = 3, offline: str = "dealer") -> LocalVc:
+def make_local_vc(directory: Path, n_parties: int = 3, offline: str = "dealer") -> LocalVc:
+    """Write a VC on free ports under ``directory``/vc and start every daemon."""
     base = free_base_port(n_parties)
-    local = init_local_vc(tmp_path / "vc", parties=n_parties, base_port=base, offline=offline)
+    local = init_local_vc(directory / "vc", parties=n_parties, base_port=base, offline=offline)
     vc = LocalVc(directory=local.directory, n_parties=n_parties, offline=offline)
     for party in range(n_parties):
         vc.start(party)

@@ -3,7 +3,20 @@
 # Called by scripts/run_local_vc.sh --demo; usage: demo.sh PATH/TO/vcpctl
 set -euo pipefail
 VCPCTL=${1:-vcpctl}
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+step() { printf '\n== %s\n' "$*"; }
 
 step "status of every VCP"
 "$VCPCTL" status
+
+step "tuples: generate input masks and multiplication triples (dealer: development only)"
+"$VCPCTL" tuples generate mask 10000
+"$VCPCTL" tuples generate triple 10000
+"$VCPCTL" tuples stock
+
+step "secrets: verified upload of three integers"
+ID=$("$VCPCTL" secrets create --tag demo=yes -- 17 -4 1000000)
+echo "secret id: $ID"
+
+step "secrets: verified download"
+"$VCPCTL" secrets get "$ID"
+"$VCPCTL" secrets list --filter demo=yes

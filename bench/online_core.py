@@ -16,6 +16,13 @@ that results are correct.
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+# Run as a script, bench/ would come first on sys.path and bench/secrets.py would
+# shadow the standard library's 'secrets': put the repository root there instead.
+_sys.path[0] = str(_Path(__file__).resolve().parent.parent)
+
 import argparse
 import time
 

@@ -137,6 +137,7 @@ def main() -> None:
 
 
 # Subcommand modules register themselves on ``cli`` when imported.
+from vcpctl import run as _run  # noqa: E402,F401
 from vcpctl import secrets as _secrets  # noqa: E402,F401
 from vcpctl import status as _status  # noqa: E402,F401
 from vcpctl import tuples as _tuples  # noqa: E402,F401

@@ -32,11 +32,13 @@ from vcpd.keys import MacKey, load_identity, load_mac_key, random_field_element,
 from vcpd.logs import get_logger
 from vcpd.math.field import PrimeField
 from vcpd.api.dispatch import Dispatcher
+from vcpd.api.executions import register_execution_ops
 from vcpd.api.secrets import register_secret_ops
 from vcpd.api.status import StatusSource, register_status_ops
 from vcpd.api.tuples import register_tuple_ops
 from vcpd.net.mesh import PeerMesh, serve_peer_mesh
 from vcpd.net.rpc import serve_rpc
+from vcpd.services import executor as executor_service
 from vcpd.services import generator as generator_service
 from vcpd.services import secrets as secrets_service
 from vcpd.services import tuples as tuples_service
@@ -53,6 +55,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     *tuples_service.MIGRATIONS,
     *generator_service.MIGRATIONS,
     *secrets_service.MIGRATIONS,
+    *executor_service.MIGRATIONS,
 )
 """Every service's schema migrations (the store refuses owners it does not know)."""
 
@@ -183,6 +186,10 @@ async def serve_node(
             if config.is_leader and config.tuples.thresholds:
                 await nursery.start(generator.serve_scheduler)
             secrets = secrets_service.SecretStore(store, mesh, tuples, field, node.mac_key.share)
+            executor = executor_service.Executor(
+                store, mesh, tuples, secrets, field, node.mac_key.share, config.executor
+            )
+            await executor.recover()
 
             dispatcher = Dispatcher(frozenset(config.admin_keys))
             register_status_ops(
@@ -202,6 +209,7 @@ async def serve_node(
             )
             register_tuple_ops(dispatcher, tuples, generator)
             register_secret_ops(dispatcher, secrets)
+            register_execution_ops(dispatcher, executor)
 
             async def handle(client_key: str, request: Request) -> Response:
                 result = await dispatcher.dispatch(dispatcher.caller(client_key), request.op, request.args)

@@ -27,6 +27,7 @@ from vcpd.keys import encode_public_key, load_identity
 from vcpd.math import PrimeField
 from vcpd.net.rpc import RpcConnection, open_rpc_connection
 
+from .executions import ExecutionsMixin
 from .secrets import SecretsMixin
 from .tuples import TuplesMixin
 
@@ -44,7 +45,7 @@ def _as_config(config: ClientConfig | str | Path) -> ClientConfig:
     return config if isinstance(config, ClientConfig) else load_client_config(config)
 
 
-class Client(SecretsMixin, TuplesMixin):
+class Client(SecretsMixin, TuplesMixin, ExecutionsMixin):
     """A connection to every VCP of one VC; see :func:`open_client`."""
 
     def __init__(self, config: ClientConfig, identity: SigningKey, connections: Sequence[RpcConnection]) -> None:

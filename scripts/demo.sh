@@ -20,3 +20,11 @@ echo "secret id: $ID"
 step "secrets: verified download"
 "$VCPCTL" secrets get "$ID"
 "$VCPCTL" secrets list --filter demo=yes
+
+step "program: add two secrets into a new secret (examples/add_two_secrets.mpc)"
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+A=$("$VCPCTL" secrets create 1234)
+B=$("$VCPCTL" secrets create -- -34)
+SUM=$("$VCPCTL" run "$ROOT/examples/add_two_secrets.mpc" --input "$A" --input "$B" --stats)
+echo "result secret: $SUM"
+"$VCPCTL" secrets get "$SUM"

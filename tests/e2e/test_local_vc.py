@@ -134,3 +134,23 @@ def test_vcp_killed_mid_job_leaves_no_tuple_usable(vc: LocalVc) -> None:
     vcpctl(vc, "tuples", "generate", "triple", "1000")
     stock = json.loads(vcpctl(vc, "tuples", "stock", "--json").stdout)
     assert len({v["tuples"]["triple"]["available"] for v in stock["vcps"]}) == 1
+
+
+def test_program_run_through_vcpctl(vc: LocalVc) -> None:
+    examples = Path(__file__).resolve().parent.parent.parent / "examples"
+    for kind in ("mask", "triple"):
+        vcpctl(vc, "tuples", "generate", kind, "1000")
+    a = vcpctl(vc, "secrets", "create", "1234").stdout.strip()
+    b = vcpctl(vc, "secrets", "create", "--", "-34").stdout.strip()
+    out = vcpctl(vc, "run", str(examples / "add_two_secrets.mpc"), "--input", a, "--input", b).stdout.split()
+    assert len(out) == 1
+    got = json.loads(vcpctl(vc, "secrets", "get", out[0], "--json").stdout)
+    assert got["values"] == [1200]
+    assert a in got["tags"]["derived-from"] and b in got["tags"]["derived-from"]
+    revealed = vcpctl(vc, "run", str(examples / "reveal_sum.mpc"), "--input", a, "--input", b, "--output", "reveal")
+    assert revealed.stdout.split() == ["1200"]
+    bad = vc.directory / "bad.mpc"
+    bad.write_text("import os\n")
+    refused = vcpctl(vc, "run", str(bad), check=False)
+    assert refused.returncode != 0
+    assert "no-import" in refused.stderr and "line 1" in refused.stderr

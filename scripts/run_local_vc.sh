@@ -38,10 +38,14 @@ if [ ! -x "$VENV/bin/python" ]; then
     echo "creating $VENV" >&2
     python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/vcpd" --version >/dev/null 2>&1 || ! "$VENV/bin/vcpctl" --version >/dev/null 2>&1; then
+# (Re)install when vcpd is missing or pyproject.toml changed since the last install.
+STAMP="$VENV/.vcpd-installed"
+WANT=$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ] || ! "$VENV/bin/vcpctl" --version >/dev/null 2>&1; then
     echo "installing vcpd into $VENV" >&2
     "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
     "$VENV/bin/python" -m pip install --quiet -e "$ROOT" >&2
+    echo "$WANT" >"$STAMP"
 fi
 VCPD="$VENV/bin/vcpd"
 VCPCTL="$VENV/bin/vcpctl"

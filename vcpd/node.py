@@ -181,6 +181,8 @@ async def serve_node(
                 config.vc.n_parties,
                 config.tuples,
                 offline=config.vc.offline,
+                data_dir=config.data_dir,  # mascot: the setup state persists here (0600)
+                threads=True,  # mascot: heavy steps off the event loop, links stay served
             )
             await nursery.start(generator.serve)
             if config.is_leader and config.tuples.thresholds:

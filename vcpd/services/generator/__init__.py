@@ -1,7 +1,7 @@
 """The tuple generator service (reference: Carbyne Stack's Klyshko).
 
-Runs generation jobs (the insecure trusted dealer now; the secure MASCOT
-backend later, behind :class:`GenerationBackend`), keeps job records on every
+Runs generation jobs (the insecure trusted dealer, or the secure MASCOT
+protocol, behind :class:`GenerationBackend`), keeps job records on every
 VCP, and on the leader schedules jobs to keep each kind's stock above its
 threshold. Tuples go to the tuple store through
 :class:`vcpd.services.ports.TupleSink`.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from .backend import GenerationBackend as GenerationBackend
 from .backend import JobSpec as JobSpec
-from .backend import MascotBackend as MascotBackend
 from .control import CONTROL_PREFIX as CONTROL_SESSION_PREFIX
 from .control import HELLO_PREFIX as HELLO_SESSION_PREFIX
 from .dealer import DealerBackend as DealerBackend
@@ -23,6 +22,8 @@ from .dealing import deal_batch as deal_batch
 from .dealing import expand_seed as expand_seed
 from .jobs import MIGRATIONS as MIGRATIONS
 from .jobs import Job as Job
+from .mascot import STATE_FILE as MASCOT_STATE_FILE
+from .mascot import MascotBackend as MascotBackend
 from .scheduler import pick_kind as pick_kind
 from .service import JOB_PREFIX as JOB_SESSION_PREFIX
 from .service import GeneratorStatistics as GeneratorStatistics
@@ -32,6 +33,7 @@ __all__ = [
     "CONTROL_SESSION_PREFIX",
     "HELLO_SESSION_PREFIX",
     "JOB_SESSION_PREFIX",
+    "MASCOT_STATE_FILE",
     "MIGRATIONS",
     "DealerBackend",
     "GenerationBackend",

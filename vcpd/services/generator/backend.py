@@ -7,7 +7,8 @@ job's chunks in the tuple store, progress and telemetry. A backend only makes
 the tuples and stores this VCP's shares: :meth:`GenerationBackend.lead` on the
 leader and :meth:`GenerationBackend.follow` on every other VCP, both returning
 once every VCP has stored all ``count`` tuples. So the secure MASCOT generator
-can replace the dealer without touching jobs, scheduler or telemetry.
+replaces the dealer without touching jobs, scheduler or telemetry
+(:class:`~.dealer.DealerBackend`, :class:`~.mascot.MascotBackend`).
 
 Backends must reserve the session step names ``joined``, ``activate`` and
 ``activated`` for the runner.
@@ -21,11 +22,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from vcpd.errors import RequestError
 from vcpd.protocol.transport import Session
 from vcpd.services.ports import TupleSink
 
-__all__ = ["GenerationBackend", "JobSpec", "MascotBackend", "Progress"]
+__all__ = ["GenerationBackend", "JobSpec", "Progress"]
 
 Progress = Callable[[int], Awaitable[None]]
 """``await progress(stored)``: report how many tuples this VCP has stored so far."""
@@ -74,28 +74,3 @@ class GenerationBackend(Protocol):
     async def follow(self, job: JobSpec, session: Session, sink: TupleSink, progress: Progress) -> None:
         """Follower: take part and store this VCP's shares of all the tuples."""
         ...
-
-
-class MascotBackend:
-    """Placeholder for the secure (MASCOT, OT-based) offline phase.
-
-    Selected by ``offline = "mascot"``; every job fails with a clear message
-    until the secure generator lands. Tuples can still be imported from
-    MP-SPDZ preprocessing files meanwhile.
-    """
-
-    name = "mascot"
-
-    def check_leader(self) -> None:
-        raise RequestError(
-            "conflict",
-            "offline mode 'mascot': secure tuple generation is not implemented yet; "
-            "import MP-SPDZ preprocessing files ('vcpctl tuples import') or set up a "
-            "development VC with offline = 'dealer'",
-        )
-
-    async def lead(self, job: JobSpec, session: Session, sink: TupleSink, progress: Progress) -> None:
-        self.check_leader()
-
-    async def follow(self, job: JobSpec, session: Session, sink: TupleSink, progress: Progress) -> None:
-        self.check_leader()

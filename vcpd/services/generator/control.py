@@ -17,6 +17,11 @@ failures) in it:
    ``notice.0``, ``notice.1``, ...: ``{"type": "job", ...}`` or ``{"type":
    "failed", "job": id, "reason": str}``.
 
+Waiting for the next notice is the one unbounded wait here, on purpose: a
+link may rightly stay idle for hours, and a lost link ends it at once
+(PeerUnavailable, or the abort notice of a session left by a stopping VCP).
+Every other step is bounded by a named timeout.
+
 A new hello replaces the follower's old link (a restarted follower uses a new
 nonce, so nothing stale is ever read); a lost link (PeerUnavailable, an
 aborted session, no welcome within :data:`HELLO_TIMEOUT`) makes the follower

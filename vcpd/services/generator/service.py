@@ -1,7 +1,7 @@
 """The tuple generator service (reference: Carbyne Stack's Klyshko).
 
 :class:`TupleGenerator` is what the daemon and the API layer hold: it picks the
-backend for the VC's offline mode (the dealer now, MASCOT later; see
+backend for the VC's offline mode (the dealer or MASCOT; see
 :mod:`.backend`), recovers after a restart, runs jobs through
 :class:`~.runner.JobRunner` (which has the job protocol), lists jobs, and on the
 leader schedules jobs to keep stock above thresholds (:mod:`.scheduler`). On
@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 import trio
@@ -27,16 +28,18 @@ from vcpd.errors import PeerUnavailable, RequestError, VcpInternalError
 from vcpd.keys import MacKey
 from vcpd.logs import get_logger
 from vcpd.math.field import PrimeField
+from vcpd.protocol.mascot import DEFAULT_BATCH as MASCOT_PROTOCOL_BATCH
 from vcpd.protocol.transport import Transport
 from vcpd.services.ports import TUPLE_KINDS, TupleSink
 from vcpd.store import Store
 
 from . import jobs
-from .backend import GenerationBackend, MascotBackend
+from .backend import GenerationBackend
 from .control import LeaderControl
 from .dealer import DealerBackend
 from .dealing import Encoding
 from .jobs import Job
+from .mascot import STATE_FILE, MascotBackend
 from .runner import JOB_PREFIX, MAX_JOB_COUNT, RECONCILE_RECENT, JobRunner
 from .scheduler import Scheduler
 
@@ -87,13 +90,20 @@ class TupleGenerator:
         sink: where tuple shares go (the tuple store).
         transport: sessions to the other VCPs.
         field: the VC's field.
-        mac_key: this VCP's MAC key (the dealer needs ``dealer_alpha``).
+        mac_key: this VCP's MAC key (the dealer needs ``dealer_alpha``; MASCOT
+            uses ``share``, this VCP's α_i).
         party: this VCP's party id (0 leads).
         n_parties: number of VCPs.
         settings: scheduler thresholds, priorities, batch size, concurrency.
-        offline: ``dealer`` or ``mascot`` (not implemented yet: jobs refuse).
+        offline: ``dealer`` or ``mascot``.
         encoding: how the dealer sends followers their shares (see :mod:`.dealing`).
-        batch: tuples per batch.
+        batch: tuples per batch (message and store chunk; a MASCOT chunk).
+        data_dir: ``mascot``: where the setup is persisted
+            (``<data_dir>/mascot_state``, mode 0600); None keeps it in memory.
+        threads: ``mascot``: heavy protocol steps in worker threads (the daemon
+            sets it, so links keep being served during a job).
+        mascot_batch: ``mascot``: triples per protocol batch (memory ~250 MB per
+            peer at the default 2048).
     """
 
     MIGRATIONS: Final = jobs.MIGRATIONS
@@ -112,6 +122,9 @@ class TupleGenerator:
         offline: str = "dealer",
         encoding: Encoding = "seed",
         batch: int = DEFAULT_BATCH,
+        data_dir: Path | None = None,
+        threads: bool = False,
+        mascot_batch: int = MASCOT_PROTOCOL_BATCH,
     ) -> None:
         if batch <= 0:
             raise ValueError(f"batch must be positive, got {batch}")
@@ -126,7 +139,11 @@ class TupleGenerator:
             alpha = mac_key.dealer_alpha if party == 0 else None
             self._backend = DealerBackend(field, alpha, n_parties, encoding=encoding)
         elif offline == "mascot":
-            self._backend = MascotBackend()
+            self._backend = MascotBackend(
+                field, mac_key.share, party, n_parties,
+                state_path=None if data_dir is None else Path(data_dir) / STATE_FILE,
+                threads=threads, protocol_batch=mascot_batch,
+            )  # fmt: skip
         else:
             raise ValueError(f"unknown offline mode {offline!r}")
         self._runner = JobRunner(store, sink, transport, self._backend, settings.concurrency, batch)
@@ -216,8 +233,8 @@ class TupleGenerator:
         runs in the background; follow it with :meth:`job` or :meth:`wait_job`.
 
         Raises:
-            RequestError: on a follower ("conflict": send it to VCP 0), in
-                ``mascot`` mode (not implemented yet), or for a bad kind/count.
+            RequestError: on a follower ("conflict": send it to VCP 0), or for
+                a bad kind/count.
         """
         if not self.is_leader:
             raise RequestError("conflict", "only the leader (VCP 0) generates tuples; send the request to VCP 0")

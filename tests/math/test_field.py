@@ -393,6 +393,96 @@ def test_random_seeded_follows_the_documented_construction() -> None:
     assert F.random_seeded(b"k", 20, label=b"lbl").to_ints() == expected
 
 
+# ---------------------------------------------------------------- fast paths
+
+@pytest.mark.parametrize("p", [P, *OTHER_PRIMES])
+@pytest.mark.parametrize("n", [1, T - 1, T, CHUNK + 7])
+def test_dot_matches_python_ints(p: int, n: int) -> None:
+    field = PrimeField(p)
+    x, y = field.random(n), field.random(n)
+    expected = sum(a * b for a, b in zip(x.to_ints(), y.to_ints(), strict=True)) % p
+    assert x.dot(y) == expected
+    edges = edge_values(p)
+    e = field.from_ints((edges * (n // len(edges) + 1))[:n])
+    assert e.dot(e) == sum(v * v for v in e.to_ints()) % p
+
+
+@pytest.mark.parametrize("p", [P, *OTHER_PRIMES])
+def test_coefficients_are_bounded_deterministic_and_prefix_consistent(p: int) -> None:
+    field = PrimeField(p)
+    long, short = field.coefficients(b"s" * 32, CHUNK + 9, label=b"a"), field.coefficients(b"s" * 32, 40, label=b"a")
+    assert long[0:40].equals(short)
+    assert not field.coefficients(b"s" * 32, 40, label=b"b").equals(short)
+    bound = 1 << (p.bit_length() - 1)
+    montgomery = [v * field.r % p for v in long.to_ints()]  # the stream words themselves
+    assert all(m < bound for m in montgomery)
+    assert len(set(montgomery)) == len(montgomery)
+    # Chunk k of the stream is the documented ChaCha20 expansion under a per-chunk key.
+    key = derive_key(b"s" * 32, b"a")
+    chunk_key = hashlib.blake2b((1).to_bytes(8, "little"), key=key, digest_size=32, person=b"vcpd.field.coef").digest()
+    words = np.frombuffer(randombytes_buf_deterministic(16 * 9, chunk_key), "<u8").reshape(-1, 2)
+    expected = [(int(lo) | int(hi) << 64) % bound for lo, hi in words]
+    assert montgomery[CHUNK:] == expected
+
+
+@pytest.mark.parametrize("sizes", [[3], [T], [CHUNK + 5], [100, 2, CHUNK, 700]])
+def test_coefficient_dots_equal_dots_with_the_coefficients(sizes: list[int]) -> None:
+    columns = [[F.random(n) for n in sizes] for _ in range(3)]
+    h = F.coefficients(b"q" * 32, sum(sizes), label=b"mac")
+    expected = []
+    for column in columns:
+        total, start = 0, 0
+        for part in column:
+            total += h[start : start + len(part)].dot(part)
+            start += len(part)
+        expected.append(total % P)
+    assert F.coefficient_dots(b"q" * 32, columns, label=b"mac") == expected
+    with pytest.raises(FieldError, match="same lengths"):
+        F.coefficient_dots(b"q" * 32, [[F.random(3)], [F.random(4)]])
+
+
+@pytest.mark.parametrize("n", [2, T, CHUNK + 3])
+def test_concat_differences(n: int) -> None:
+    pairs = [(F.random(n), F.random(n)), (F.random(1), F.random(1)), (F.random(n // 2 + 1), F.random(n // 2 + 1))]
+    assert FieldArray.concat_differences(pairs).equals(F.concat([x - y for x, y in pairs]))
+    with pytest.raises(FieldError, match="length mismatch"):
+        FieldArray.concat_differences([(F.random(2), F.random(3))])
+
+
+def test_slices_are_views_that_behave_like_copies() -> None:
+    x = F.random(3 * T)
+    middle = x[T : 2 * T]
+    assert middle.equals(F.from_ints(x.to_ints()[T : 2 * T]))
+    assert (middle + middle).equals(middle * 2) and middle.dot(middle) == middle.copy().dot(middle.copy())
+    assert middle.to_bytes() == x.to_bytes()[16 * T : 32 * T]
+    with pytest.raises(ValueError):
+        middle.limbs()[0, 0] = 1  # read-only, like every FieldArray
+
+
+@pytest.mark.parametrize("n", [1, T - 1, T, CHUNK + 7])
+def test_to_int64_and_vectorised_signed_decoding(n: int) -> None:
+    values = ([-(2**63), 2**63 - 1, -1, 0, 1, -12345, 2**62, -(2**62)] * n)[:n]
+    encoded = F.from_signed(values)
+    assert encoded.to_int64().tolist() == values and encoded.to_signed() == values
+    assert F.from_signed([v >> 56 for v in values]).to_signed(8) == [v >> 56 for v in values]
+    for bad in (2**63, P // 2, P - 2**63 - 1):
+        with pytest.raises(FieldError, match=f"element {n - 1} is outside the signed 64-bit"):
+            F.from_ints([0] * (n - 1) + [bad]).to_int64()
+
+
+def test_from_limbs_and_from_buffers() -> None:
+    x = F.random(T + 3)
+    assert F.from_limbs(np.array(x.limbs())).equals(x)
+    bad = np.array(x.limbs())
+    bad[1, 5] = np.uint64(2**64 - 1)
+    with pytest.raises(FieldError, match="element 5"):
+        F.from_limbs(bad)
+    with pytest.raises(FieldError, match="2, n"):
+        F.from_limbs(np.zeros((3, 4), np.uint64))
+    data = x.to_bytes()
+    assert F.from_bytes(bytearray(data)).equals(x) and F.from_bytes(memoryview(data)[16:]).equals(x[1 : T + 3])
+
+
 # ---------------------------------------------------------------- layering
 
 

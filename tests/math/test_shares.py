@@ -158,3 +158,18 @@ def test_constructor_and_operand_checks() -> None:
     with pytest.raises(ValueError):
         share_vector(F, F.zeros(1), ALPHA, 0)
     assert "Shares n=2" in repr(share)
+
+
+@pytest.mark.parametrize("n", [1, SMALL_THRESHOLD - 1, SMALL_THRESHOLD, 40_000])
+def test_share_bytes_layout_on_both_paths(n: int) -> None:
+    shares = Shares(F.random(n), F.random(n))
+    data = shares.to_bytes()
+    assert data == b"".join(
+        v + m for v, m in zip(_words(shares.values.to_bytes()), _words(shares.macs.to_bytes()), strict=True)
+    )
+    assert Shares.from_bytes(F, data).equals(shares)
+    assert Shares.concat_differences([(shares, shares)]).values.all_zero()
+
+
+def _words(data: bytes) -> list[bytes]:
+    return [data[i : i + 16] for i in range(0, len(data), 16)]

@@ -347,3 +347,101 @@ async def test_object_is_unusable_after_a_failed_check(autojump_clock: object) -
         results = await online_all(hub, alphas, body)
     assert results == {0: True, 1: True}
     assert reconstruct(shares).equals(x)
+
+
+# ---------------------------------------------------------------- early seed commitments, flights
+
+
+FAST = {"precommit_seed": True, "bundle_flights": True}
+
+
+@pytest.mark.parametrize("options", [{"precommit_seed": True}, FAST], ids=["precommit", "precommit+bundle"])
+async def test_early_seed_commitment_makes_the_check_three_rounds(options: dict[str, bool], autojump_clock: object) -> None:
+    alphas, x, shares = dealt(3, 50)
+    async with open_memory_transports(3, shuffle=True) as hub:
+
+        async def body(i: int, online: OnlineParty) -> Any:
+            opened = await online.open(shares[i])
+            before = online.statistics()
+            await online.mac_check()
+            second = await online.reveal(shares[i])  # a second check commits its seed early too
+            return opened, before, online.statistics(), second
+
+        results = await online_all(hub, alphas, body, **options)
+    for i in range(3):
+        opened, before, after, second = results[i]
+        assert opened.equals(x) and second.equals(x)
+        assert after.rounds - before.rounds == 3 + 1 + 3  # check, open, check
+        assert (after.mac_checks, after.checked, after.pending) == (2, 100, 0)
+
+
+@pytest.mark.parametrize("options", [{"precommit_seed": True}, FAST], ids=["precommit", "precommit+bundle"])
+async def test_early_seed_check_catches_a_shifted_opening(options: dict[str, bool], autojump_clock: object) -> None:
+    alphas, _, shares = dealt(3, 20)
+
+    def shift(s: int, d: int, message: tuple[Any, ...]) -> tuple[Any, ...]:
+        if message[0] == "m" and s == 1 and message[2] == "open.0":
+            return (*message[:3], (FIELD.from_bytes(message[3]) + 1).to_bytes())
+        if message[0] == "m" and s == 1 and message[2].startswith("open.0+"):  # bundled flight
+            first, *rest = message[3]
+            return (*message[:3], [(FIELD.from_bytes(first) + 1).to_bytes(), *rest])
+        return message
+
+    async with open_memory_transports(3) as hub:
+        hub.tamper(shift)
+        results = await online_all(hub, alphas, lambda i, online: online.reveal(shares[i]), **options)
+    assert all(isinstance(results[i], MacCheckFailure) for i in range(3)), results
+
+
+async def test_early_seed_commitment_must_match_its_opening(autojump_clock: object) -> None:
+    alphas, _, shares = dealt(3, 10)
+
+    def fn(s: int, d: int, message: tuple[Any, ...]) -> tuple[Any, ...]:
+        if message[0] == "m" and s == 0 and message[2] == "mac.0.seed.reveal":
+            opening, digests = message[3]
+            return (*message[:3], [bytes([opening[0] ^ 1]) + opening[1:], digests])
+        return message
+
+    async with open_memory_transports(3, shuffle=True) as hub:
+        hub.tamper(fn)
+        results = await online_all(hub, alphas, lambda i, online: online.reveal(shares[i]), precommit_seed=True)
+    for i in (1, 2):
+        assert isinstance(results[i], MacCheckFailure)
+        assert "invalid commitment from VCP 0" in str(results[i])
+
+
+async def test_bundled_flight_is_one_message_per_peer(autojump_clock: object) -> None:
+    alphas, x, shares = dealt(3, 8)
+    y = FIELD.random(8)
+    y_shares = share_vector(FIELD, y, sum(alphas) % FIELD.p, 3)
+    async with open_memory_transports(3) as hub:
+
+        async def body(i: int, online: OnlineParty) -> Any:
+            queued = online.open_with_next(shares[i])
+            (opened_y,) = await online.open_many([y_shares[i]])
+            first = queued.value
+            await online.mac_check()
+            return first, opened_y, online.statistics()
+
+        results = await online_all(hub, alphas, body, **FAST)
+    for i in range(3):
+        first, opened_y, stats = results[i]
+        assert first.equals(x) and opened_y.equals(y)
+        # open.0 (queued), open.1 and the early seed commitment in one message to each of 2 peers,
+        # then the three rounds of the check: one message each.
+        assert stats.rounds == 4 and stats.open_rounds == 2 and stats.messages_sent == 2 * 4
+
+
+async def test_malformed_bundle_fails_the_session(autojump_clock: object) -> None:
+    alphas, _, shares = dealt(3, 4)
+
+    def fn(s: int, d: int, message: tuple[Any, ...]) -> tuple[Any, ...]:
+        if message[0] == "m" and s == 2 and "+" in message[2]:
+            return (*message[:3], message[3][:1])  # a payload missing
+        return message
+
+    async with open_memory_transports(3) as hub:
+        hub.tamper(fn)
+        results = await online_all(hub, alphas, lambda i, online: online.reveal(shares[i]), **FAST)
+    for i in (0, 1):
+        assert isinstance(results[i], SessionAborted) and "malformed bundle" in str(results[i])

@@ -657,3 +657,59 @@ async def test_worker_threads_give_the_same_results() -> None:
     zs, bits = [results[i][0] for i in range(n)], [results[i][1] for i in range(n)]
     assert reconstruct(zs).equals(x * y) and dealer.macs_ok(zs)
     assert set(reconstruct(bits).to_ints()) <= {0, 1} and dealer.macs_ok(bits)
+
+
+# ---------------------------------------------------------------- openings in one flight
+
+
+@pytest.mark.parametrize("n", [2, 3])
+async def test_open_concurrently_and_open_with_next_are_sequential_openings_in_one_round(
+    n: int, autojump_clock: object
+) -> None:
+    dealer = Dealer(n)
+    a, b, c = FIELD.random(3), FIELD.random(700), FIELD.random(5)
+    sa, sb, sc = dealer.share(a), dealer.share(b), dealer.share(c)
+    steps: list[str] = []
+    async with open_memory_transports(n) as hub:
+
+        def spy(s: int, d: int, message: tuple[Any, ...]) -> tuple[Any, ...]:
+            if message[0] == "m" and s == 0:
+                steps.append(message[2])
+            return message
+
+        hub.tamper(spy)
+
+        async def body(i: int, online: OnlineParty) -> Any:
+            queued = online.open_with_next(sc[i])
+            with pytest.raises(RuntimeError, match="not been sent yet"):
+                _ = queued.value
+            (opened_a, opened_b), (opened_a2,) = await online.open_concurrently([[sa[i], sb[i]], [sa[i]]])
+            opened_c = queued.value
+            stats = online.statistics()
+            await online.mac_check()
+            return opened_a, opened_b, opened_a2, opened_c, stats
+
+        results = await run_online(hub, dealer, body)
+    for i in range(n):
+        opened_a, opened_b, opened_a2, opened_c, stats = results[i]
+        assert opened_a.equals(a) and opened_b.equals(b) and opened_a2.equals(a) and opened_c.equals(c)
+        assert stats.rounds == 1 and stats.open_rounds == 3 and stats.openings == 3 + 700 + 3 + 5
+    # The queued opening took the first label; every opening is its own labelled message.
+    assert sorted(set(steps) - {s for s in steps if s.startswith("mac.")}) == ["open.0", "open.1", "open.2"]
+
+
+async def test_queued_opening_goes_out_before_a_check(autojump_clock: object) -> None:
+    dealer = Dealer(3)
+    x = FIELD.random(4)
+    shares = dealer.share(x)
+    async with open_memory_transports(3) as hub:
+
+        async def body(i: int, online: OnlineParty) -> Any:
+            queued = online.open_with_next(shares[i])
+            await online.mac_check()  # sends the queued opening, then checks it
+            return queued.value, online.statistics()
+
+        results = await run_online(hub, dealer, body)
+    for i in range(3):
+        value, stats = results[i]
+        assert value.equals(x) and stats.mac_checks == 1 and stats.checked == 4

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -26,7 +27,9 @@ STOCK = {"mask": 60, "triple": 40}
 
 
 @asynccontextmanager
-async def real_vc(tmp_path: Path, n: int) -> AsyncIterator[tuple[VC, list[tuples_service.TupleStore]]]:
+async def real_vc(
+    tmp_path: Path, n: int, *, online: Any = OnlineParty
+) -> AsyncIterator[tuple[VC, list[tuples_service.TupleStore]]]:
     dealer = Dealer(FIELD, n)
     async with open_memory_transports(n) as hub, AsyncExitStack() as stack:
         paths = [tmp_path / f"vcp{i}.db" for i in range(n)]
@@ -52,7 +55,7 @@ async def real_vc(tmp_path: Path, n: int) -> AsyncIterator[tuple[VC, list[tuples
         services, dispatchers = [], []
         for i in range(n):
             service = secrets_service.SecretStore(
-                stores[i], hub.transports[i], tuple_stores[i], FIELD, dealer.alpha_shares[i], online=OnlineParty
+                stores[i], hub.transports[i], tuple_stores[i], FIELD, dealer.alpha_shares[i], online=online
             )
             dispatcher = Dispatcher(admin_keys=frozenset())
             register_secret_ops(dispatcher, service)

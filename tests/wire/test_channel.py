@@ -253,3 +253,34 @@ def test_mutated_frames_only_raise_channel_error(data: st.DataObject) -> None:
     deliver(b, frames[:index])
     with pytest.raises(ChannelError):
         b.receive_frame(mutated)
+
+
+def test_frames_are_the_documented_aead_of_the_chunk() -> None:
+    """The zero-copy framing is byte for byte header ‖ ChaCha20-Poly1305(chunk, ad=header)."""
+    from vcpd.wire._crypto import AuthFailure, counter_nonce, open_frame, open_frame_into, seal, seal_frame
+
+    message = os.urandom(2500)
+    a, b = pair(ChannelLimits(frame_size=1000))
+    frames = a.encrypt_message(message)
+    for seq, frame in enumerate(frames):
+        header = frame[:24]
+        chunk = message[1000 * seq : 1000 * (seq + 1)]
+        assert frame == header + seal(KEY_A, counter_nonce(seq), chunk, header)
+        assert seal_frame(KEY_A, counter_nonce(seq), header, memoryview(message)[1000 * seq : 1000 * (seq + 1)]) == frame
+        assert open_frame(KEY_A, counter_nonce(seq), frame, 24) == chunk
+        out = bytearray(len(chunk))
+        open_frame_into(KEY_A, counter_nonce(seq), frame, 24, out)
+        assert out == chunk
+    with pytest.raises(AuthFailure):
+        open_frame(KEY_A, counter_nonce(1), frames[0], 24)
+    assert deliver(b, frames) == [message]
+
+
+def test_reassembly_capacity_counts_announced_lengths() -> None:
+    a, b = pair(ChannelLimits(frame_size=100), ChannelLimits(max_buffered=1500))
+    a.queue(os.urandom(1000))
+    a.queue(os.urandom(600))  # interleaved with the first: 1600 bytes announced at once
+    frames = a.drain()
+    assert b.receive_frame(frames[0]) is None and b.buffered_bytes == 100  # received bytes
+    with pytest.raises(ChannelError, match="reassembly buffers exceed 1500 bytes"):
+        b.receive_frame(frames[1])

@@ -25,7 +25,17 @@ from collections.abc import Iterator
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CHUNK", "Limbs", "MontgomeryKernel", "int_limbs", "py_batch_inverse", "raw_sum"]
+__all__ = [
+    "CHUNK",
+    "Limbs",
+    "MontgomeryKernel",
+    "dot32",
+    "int_limbs",
+    "py_batch_inverse",
+    "raw_dot",
+    "raw_sum",
+    "split32",
+]
 
 Limbs = npt.NDArray[np.uint64]
 """A ``(2, n)`` (or broadcastable ``(2, 1)``) uint64 array of 64-bit limbs."""
@@ -293,6 +303,74 @@ def raw_sum(x: Limbs) -> int:
         low = int(np.sum(x[row] & _MASK32, dtype=np.uint64))
         high = int(np.sum(x[row] >> _SHIFT32, dtype=np.uint64))
         total += (low + (high << 32)) << (64 * row)
+    return total
+
+
+class _DotScratch:
+    """Buffers of :func:`raw_dot`, one set per thread."""
+
+    __slots__ = ("acc", "h", "prod", "tmp", "x", "y")
+
+    def __init__(self) -> None:
+        self.x = np.empty((4, CHUNK), np.uint64)
+        self.y = np.empty((4, CHUNK), np.uint64)
+        self.h = np.empty((4, CHUNK), np.uint64)
+        self.prod = np.empty((4, CHUNK), np.uint64)
+        self.tmp = np.empty((4, CHUNK), np.uint64)
+        self.acc = np.empty((8, CHUNK), np.uint64)
+
+
+def _dot_scratch() -> _DotScratch:
+    scratch: _DotScratch | None = getattr(_per_thread, "dot", None)
+    if scratch is None:
+        scratch = _per_thread.dot = _DotScratch()
+    return scratch
+
+
+def split32(x: Limbs, out: npt.NDArray[np.uint64]) -> None:
+    """The four 32-bit limbs (least significant first) of ``(2, c)`` limbs into ``out`` ``(4, c)``."""
+    np.bitwise_and(x, _MASK32, out=out[0::2])
+    np.right_shift(x, _SHIFT32, out=out[1::2])
+
+
+def dot32(xa: npt.NDArray[np.uint64], ya: npt.NDArray[np.uint64]) -> int:
+    """Σ x_i·y_i, exactly, of two chunks (at most ``CHUNK`` elements) given as 32-bit limbs ``(4, c)``.
+
+    Lazy reduction: the sixteen 32×32-bit limb products of each pair are
+    split into 32-bit halves and summed per weight; only the final sum is a
+    (big) Python int -- no Montgomery reduction per element, so about half the
+    vector work of a product followed by a sum. Each of the eight
+    accumulators gathers at most eight terms below 2^32 per element, so a
+    chunk sum stays below 2^(35 + 15) and fits a uint64.
+    """
+    c = xa.shape[1]
+    sc = _dot_scratch()
+    prod, tmp, acc = sc.prod[:, :c], sc.tmp[:, :c], sc.acc[:, :c]
+    acc.fill(0)
+    for a in range(4):
+        np.multiply(ya, xa[a], out=prod)  # prod[b] = x_a·y_b, weight 2^(32(a+b))
+        np.bitwise_and(prod, _MASK32, out=tmp)
+        np.add(acc[a : a + 4], tmp, out=acc[a : a + 4])
+        np.right_shift(prod, _SHIFT32, out=tmp)
+        np.add(acc[a + 1 : a + 5], tmp, out=acc[a + 1 : a + 5])
+    sums = acc.sum(axis=1, dtype=np.uint64).tolist()
+    return sum(int(v) << (32 * k) for k, v in enumerate(sums))
+
+
+def raw_dot(x: Limbs, y: Limbs) -> int:
+    """Σ x_i·y_i of the 128-bit representations as an exact Python int (not
+    reduced), chunk by chunk with :func:`dot32`."""
+    n = x.shape[1]
+    if y.shape[1] != n:
+        raise ValueError(f"raw_dot of {n} and {y.shape[1]} elements")
+    sc = _dot_scratch()
+    total = 0
+    for start, stop in _spans(n):
+        c = stop - start
+        xa, ya = sc.x[:, :c], sc.y[:, :c]
+        split32(x[:, start:stop], xa)
+        split32(y[:, start:stop], ya)
+        total += dot32(xa, ya)
     return total
 
 

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from vcpd.errors import FieldError
 
-from ._limbs import Limbs, int_limbs, py_batch_inverse, raw_sum
+from ._limbs import Limbs, int_limbs, py_batch_inverse, raw_dot, raw_sum
 
 if TYPE_CHECKING:
     from .field import PrimeField
@@ -137,6 +137,10 @@ class FieldArray:
         if isinstance(key, slice):
             if self._ints is not None:
                 return wrap_ints(self._field, self._ints[key])
+            if key.step in (None, 1):
+                # A view, not a copy: each row stays contiguous, which is all the
+                # kernels need. (It keeps the whole parent buffer alive.)
+                return wrap_limbs(self._field, self._big[:, key])
             return wrap_limbs(self._field, np.ascontiguousarray(self._big[:, key]))
         if isinstance(key, Sequence | np.ndarray) and np.ndim(key) > 0:
             positions = np.arange(n)[key]  # numpy checks bounds, masks and negative indices
@@ -162,6 +166,34 @@ class FieldArray:
             return FieldArray(field, [x for a in arrays for x in a._small], None)
         parts = [a._big if a._limbs is not None else _ints_to_limbs(field, a._small) for a in arrays]
         return _frozen(field, np.concatenate(parts, axis=1))
+
+    @classmethod
+    def concat_differences(cls, pairs: Sequence[tuple[FieldArray, FieldArray]]) -> FieldArray:
+        """``concat([x − y for x, y in pairs])``, computed straight into one array.
+
+        Saves the temporaries and the copy of concatenating the differences
+        (a Beaver round opens x − a and y − b side by side).
+        """
+        if not pairs:
+            raise ValueError("FieldArray.concat_differences needs at least one pair")
+        field = pairs[0][0]._field
+        for x, y in pairs:
+            if x._field != field or y._field != field:
+                raise FieldError("cannot combine arrays of different fields")
+            if len(x) != len(y):
+                raise FieldError(f"length mismatch: {len(x)} and {len(y)} elements")
+        total = sum(len(x) for x, _ in pairs)
+        if total < SMALL_THRESHOLD:
+            return cls.concat([x - y for x, y in pairs])
+        out = np.empty((2, total), np.uint64)
+        start = 0
+        for x, y in pairs:
+            n = len(x)
+            xl = x._big if x._limbs is not None else _ints_to_limbs(field, x._small)
+            yl = y._big if y._limbs is not None else _ints_to_limbs(field, y._small)
+            field._kernel.sub(xl, yl, out[:, start : start + n])
+            start += n
+        return _frozen(field, out)
 
     # ------------------------------------------------------------ arithmetic
 
@@ -269,7 +301,9 @@ class FieldArray:
             raise TypeError("dot takes a FieldArray")
         if self._ints is not None:
             return sum(a * b for a, b in zip(self._ints, o._small)) % self._field.p
-        return (self * o).sum()
+        f = self._field
+        # Σ (x·R)(y·R) = R²·Σ x·y: one reduction at the end instead of one per element.
+        return raw_dot(self._big, o._big) % f.p * f.r_inv % f.p * f.r_inv % f.p
 
     def inverse(self) -> FieldArray:
         """Element-wise x^-1, by batch inversion (three products per element).
@@ -294,6 +328,13 @@ class FieldArray:
         f = self._field
         return b"".join([(a * f.r % f.p).to_bytes(16, "little") for a in self._ints])
 
+    def limbs(self) -> Limbs:
+        """The ``(2, n)`` uint64 Montgomery limbs (row 0 low, row 1 high words),
+        read-only; built from the ints for a short array."""
+        if self._limbs is not None:
+            return self._limbs
+        return _ints_to_limbs(self._field, self._small)
+
     def to_ints(self) -> list[int]:
         """The canonical values, each in [0, p)."""
         if self._ints is not None:
@@ -307,6 +348,8 @@ class FieldArray:
             FieldError: k does not fit the field, or an element is not in
                 [-2^(k-1), 2^(k-1)).
         """
+        if self._ints is None and k <= 64:
+            return self.to_int64(k).tolist()  # type: ignore[no-any-return]
         bound = signed_bound(self._field, k)
         p, half = self._field.p, self._field.p // 2
         values = [x - p if x > half else x for x in self.to_ints()]
@@ -316,7 +359,43 @@ class FieldArray:
         return values
 
 
+    def to_int64(self, k: int = 64) -> npt.NDArray[np.int64]:
+        """:meth:`to_signed` as a numpy int64 array, vectorised (k ≤ 64).
+
+        Raises:
+            FieldError: k does not fit the field or exceeds 64, or an element
+                is not in [-2^(k-1), 2^(k-1)).
+        """
+        bound = signed_bound(self._field, k)
+        if k > 64:
+            raise FieldError(f"{k}-bit integers do not fit int64")
+        if self._ints is not None:
+            return np.array(self.to_signed(k), dtype=np.int64)
+        f = self._field
+        plain = np.empty(self._big.shape, np.uint64)
+        f._kernel.mul(self._big, int_limbs(1), plain)  # x·R/R = x, canonical in [0, p)
+        lo, hi = plain[0], plain[1]
+        # Non-negative: x < 2^(k-1), so hi = 0. Negative: p - x ≤ 2^(k-1).
+        p_lo, p_hi = np.uint64(f.p & _MASK64), np.uint64(f.p >> 64)
+        borrow = (lo > p_lo).astype(np.uint64)
+        neg_lo = p_lo - lo  # (p - x) mod 2^64
+        neg_hi = p_hi - hi - borrow
+        positive = (hi == 0) & (lo < np.uint64(bound))
+        negative = (neg_hi == 0) & (neg_lo <= np.uint64(bound)) & (neg_lo != 0)
+        ok = positive | negative
+        if not ok.all():
+            raise FieldError(f"element {int(np.argmin(ok))} is outside the signed {k}-bit range")
+        out = np.where(positive, lo, np.uint64(0) - neg_lo)  # two's complement of -(p - x)
+        return out.view(np.int64)
+
+    def has_zero(self) -> bool:
+        """True iff some element is 0."""
+        return self._first_zero() is not None
+
+
 # ---------------------------------------------------------------- internals
+
+_MASK64 = (1 << 64) - 1
 
 
 def signed_bound(field: PrimeField, k: int) -> int:
@@ -340,7 +419,7 @@ def wrap_ints(field: PrimeField, ints: list[int]) -> FieldArray:
 
 
 def wrap_limbs(field: PrimeField, limbs: Limbs) -> FieldArray:
-    """An array from reduced C-contiguous Montgomery limbs (taken over)."""
+    """An array from reduced Montgomery limbs whose rows are contiguous (taken over)."""
     if limbs.shape[1] < SMALL_THRESHOLD:
         return FieldArray(field, _limbs_to_ints(field, limbs), None)
     return _frozen(field, limbs)

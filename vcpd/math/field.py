@@ -22,8 +22,8 @@ import numpy.typing as npt
 from vcpd.errors import FieldError
 
 from . import prg
-from ._limbs import Limbs, MontgomeryKernel, int_limbs
-from .array import SMALL_THRESHOLD, FieldArray, signed_bound, wrap_ints, wrap_limbs
+from ._limbs import CHUNK, Limbs, MontgomeryKernel, dot32, int_limbs, split32
+from .array import SMALL_THRESHOLD, FieldArray, _ints_to_limbs, signed_bound, wrap_ints, wrap_limbs
 
 __all__ = ["DEFAULT_PRIME", "SMALL_THRESHOLD", "FieldArray", "PrimeField"]
 
@@ -227,11 +227,16 @@ class PrimeField:
             FieldError: the length is not a multiple of 16, or a word encodes a
                 value ≥ p (its position is named).
         """
-        b = bytes(b) if not isinstance(b, bytes) else b
+        if not isinstance(b, bytes):
+            view = memoryview(b)
+            # Read in place (the limbs below are a copy anyway); bytes() only
+            # for the odd non-contiguous buffer.
+            b = view.cast("B") if view.c_contiguous else bytes(view)
         if len(b) % 16:
             raise FieldError(f"field data must be a multiple of 16 bytes, got {len(b)}")
         n = len(b) // 16
         if n < SMALL_THRESHOLD:
+            b = bytes(b)
             words = [int.from_bytes(b[i : i + 16], "little") for i in range(0, len(b), 16)]
             bad = next((i for i, m in enumerate(words) if m >= self.p), None)
             if bad is not None:
@@ -244,9 +249,85 @@ class PrimeField:
             raise FieldError(f"element {int(np.argmin(below))} encodes a value not below p")
         return wrap_limbs(self, limbs)
 
+    def from_limbs(self, limbs: npt.NDArray[np.uint64]) -> FieldArray:
+        """Take over a ``(2, n)`` uint64 array of Montgomery forms (row 0: low 64
+        bits, row 1: high 64 bits), as laid out by a strided copy of wire words.
+
+        Rows must be contiguous; the array must not be modified afterwards.
+
+        Raises:
+            FieldError: the shape is wrong, or a word encodes a value ≥ p.
+        """
+        if not isinstance(limbs, np.ndarray) or limbs.dtype != np.uint64 or limbs.ndim != 2 or limbs.shape[0] != 2:
+            raise FieldError("limbs must be a (2, n) uint64 array")
+        below = self._kernel.below_p(limbs)
+        if not below.all():
+            raise FieldError(f"element {int(np.argmin(below))} encodes a value not below p")
+        return wrap_limbs(self, limbs)
+
     def random(self, n: int) -> FieldArray:
         """n independent uniform elements from the OS CSPRNG."""
         return wrap_limbs(self, prg.os_random_limbs(self.p, self._kernel, _count(n)))
+
+    def coefficients(self, seed: bytes, n: int, *, label: bytes = b"") -> FieldArray:
+        """n unpredictable coefficients expanded deterministically from (seed, label).
+
+        Each is uniform over a fixed set of 2^(bits−1) > p/2 field elements
+        (2^127 for the default prime; not all of F_p, see
+        :func:`vcpd.math.prg.seeded_bounded_limbs`), which is what a random
+        linear combination needs: a nonzero vector is mapped to zero with
+        probability at most 2^-(bits−1). Cheaper than :meth:`random_seeded`
+        (no rejection sampling). The same arguments give the same vector on
+        every machine.
+        """
+        if not isinstance(seed, bytes) or not isinstance(label, bytes):
+            raise TypeError("seed and label must be bytes")
+        return wrap_limbs(self, prg.seeded_bounded_limbs(self.p, seed, label, _count(n)))
+
+    def coefficient_dots(
+        self, seed: bytes, columns: Sequence[Sequence[FieldArray]], *, label: bytes = b""
+    ) -> list[int]:
+        """Σ_j h_j·x_j for each column x, with h = :meth:`coefficients` of (seed, label).
+
+        A column is a list of parts, taken end to end (position j runs over
+        the concatenation); every column has parts of the same lengths. The
+        coefficients are generated chunk by chunk and consumed at once -- no
+        coefficient vector, no concatenation -- and each dot product is reduced
+        once, at the end (see :func:`vcpd.math._limbs.dot32`). Returns one
+        canonical value per column.
+        """
+        if not isinstance(seed, bytes) or not isinstance(label, bytes):
+            raise TypeError("seed and label must be bytes")
+        if not columns:
+            return []
+        lengths = [len(part) for part in columns[0]]
+        for column in columns:
+            if [len(part) for part in column] != lengths:
+                raise FieldError("every column needs parts of the same lengths")
+            if any(part.field != self for part in column):
+                raise FieldError("cannot combine arrays of another field")
+        limbs = [[part._limbs if part._limbs is not None else _ints_to_limbs(self, part._ints or []) for part in column]
+                 for column in columns]  # fmt: skip
+        key = prg.derive_key(seed, label)
+        totals = [0] * len(columns)
+        h = np.empty((4, CHUNK), np.uint64)
+        x = np.empty((4, CHUNK), np.uint64)
+        part, offset = 0, 0
+        for index, start in enumerate(range(0, sum(lengths), CHUNK)):
+            c = min(CHUNK, sum(lengths) - start)
+            prg.bounded_chunk_limbs32(self.p, key, index, c, h[:, :c])
+            done = 0
+            while done < c:
+                take = min(c - done, lengths[part] - offset)
+                for col, column_limbs in enumerate(limbs):
+                    split32(column_limbs[part][:, offset : offset + take], x[:, :take])
+                    totals[col] += dot32(h[:, done : done + take], x[:, :take])
+                done += take
+                offset += take
+                if offset == lengths[part]:
+                    part, offset = part + 1, 0
+        # Both factors are Montgomery forms: Σ (h·R)(x·R) = R²·Σ h·x.
+        return [total % self.p * self.r_inv % self.p * self.r_inv % self.p for total in totals]
 
     def random_seeded(self, seed: bytes, n: int, *, label: bytes = b"") -> FieldArray:
         """n uniform elements expanded deterministically from (seed, label).

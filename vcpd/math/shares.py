@@ -25,7 +25,7 @@ import numpy as np
 
 from vcpd.errors import FieldError
 
-from .array import FieldArray, Index
+from .array import SMALL_THRESHOLD, FieldArray, Index
 from .field import PrimeField
 
 __all__ = ["Shares", "check_macs", "reconstruct", "share_vector"]
@@ -131,13 +131,27 @@ class Shares:
             FieldArray.concat([s._macs for s in parts]),
         )
 
+    @classmethod
+    def concat_differences(cls, pairs: Sequence[tuple[Shares, Shares]]) -> Shares:
+        """``concat([x − y for x, y in pairs])`` without temporaries (see
+        :meth:`FieldArray.concat_differences`)."""
+        return Shares(
+            FieldArray.concat_differences([(x._values, y._values) for x, y in pairs]),
+            FieldArray.concat_differences([(x._macs, y._macs) for x, y in pairs]),
+        )
+
     def to_bytes(self) -> bytes:
         """32 bytes per element: value share ‖ MAC share, each 16-byte LE Montgomery."""
         n = len(self)
-        interleaved = np.empty((n, 32), np.uint8)
-        interleaved[:, :16] = np.frombuffer(self._values.to_bytes(), np.uint8).reshape(n, 16)
-        interleaved[:, 16:] = np.frombuffer(self._macs.to_bytes(), np.uint8).reshape(n, 16)
-        return interleaved.tobytes()
+        if n < SMALL_THRESHOLD:
+            interleaved = np.empty((n, 32), np.uint8)
+            interleaved[:, :16] = np.frombuffer(self._values.to_bytes(), np.uint8).reshape(n, 16)
+            interleaved[:, 16:] = np.frombuffer(self._macs.to_bytes(), np.uint8).reshape(n, 16)
+            return interleaved.tobytes()
+        words = np.empty((n, 4), "<u8")  # per element: value lo, hi, MAC lo, hi
+        words[:, 0:2] = self._values.limbs().T
+        words[:, 2:4] = self._macs.limbs().T
+        return words.tobytes()
 
     @classmethod
     def from_bytes(cls, field: PrimeField, b: bytes) -> Shares:
@@ -148,8 +162,15 @@ class Shares:
         """
         if len(b) % 32:
             raise FieldError(f"share data must be a multiple of 32 bytes, got {len(b)}")
-        pairs = np.frombuffer(b, np.uint8).reshape(-1, 32)
-        return cls(field.from_bytes(pairs[:, :16].tobytes()), field.from_bytes(pairs[:, 16:].tobytes()))
+        n = len(b) // 32
+        if n < SMALL_THRESHOLD:
+            pairs = np.frombuffer(b, np.uint8).reshape(-1, 32)
+            return cls(field.from_bytes(pairs[:, :16].tobytes()), field.from_bytes(pairs[:, 16:].tobytes()))
+        words = np.frombuffer(b, "<u8").reshape(n, 4)
+        limbs = np.empty((2, 2, n), np.uint64)  # one strided copy: (value, MAC) x (lo, hi) rows
+        limbs[0] = words[:, 0:2].T
+        limbs[1] = words[:, 2:4].T
+        return cls(field.from_limbs(limbs[0]), field.from_limbs(limbs[1]))
 
 
 # ---------------------------------------------------------------- dealer/test helpers

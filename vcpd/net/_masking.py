@@ -37,7 +37,10 @@ class FastXorMasker:
         self._masking_key = bytes(masking_key)
 
     def process(self, data: bytes | bytearray) -> bytearray:
-        out = bytearray(data)
+        # wsproto hands us a fresh bytearray on both paths (a copy of the payload
+        # it frames, or a slice of its receive buffer) and uses only our result:
+        # mask that in place instead of copying it once more.
+        out = data if type(data) is bytearray else bytearray(data)
         size = len(out)
         if not size:
             return out

@@ -82,7 +82,7 @@ def mul_prepare(x: Shares, y: Shares, triple: Triple | Sequence[Shares]) -> Prep
             raise ValueError(f"mul finish expects {2 * n} opened values, got {len(opened)}")
         return c + y * opened[:n] + a * opened[n:]
 
-    return Prepared(Shares.concat([x - a, y - b]), finish)
+    return Prepared(Shares.concat_differences([(x, a), (y, b)]), finish)
 
 
 def square_prepare(x: Shares, pair: SquarePair | Sequence[Shares]) -> Prepared:

@@ -9,9 +9,23 @@ all pending opened values v_j at once, that Σ_i m_{j,i} = α·v_j
    round also carries this party's digests of everything each peer broadcast
    (broadcast consistency, mpc-notes §1.3);
 2. expand coefficients h_j = PRG(seed) — only now, after every MAC share is
-   fixed, so no one can aim an error at a known combination;
-3. σ_i = Σ h_j·m_{j,i} − α_i·Σ h_j·v_j (two vectorised dot products);
+   fixed, so no one can aim an error at a known combination. Each h_j is
+   uniform over 2^(bits−1) field elements (:meth:`PrimeField.coefficients`;
+   2^127 for the default prime), so a nonzero error vector vanishes in the
+   combination with probability at most 2^-(bits−1) < 2/p;
+3. σ_i = Σ h_j·m_{j,i} − α_i·Σ h_j·v_j (two vectorised dot products, reduced
+   once at the end);
 4. commit-then-open the σ_i (two rounds); accept iff Σ σ_i = 0.
+
+**Early seed commitments** (``OnlineParty(precommit_seed=True)``): the seed
+commitments of step 1 may instead travel in the same flight as the first
+opening after the previous check (step ``<label>.seed.early``). Each party
+still reveals its contribution only after it has received every opening the
+check covers and every party's commitment, so every opened share is fixed
+before anyone can know the seed, and no contribution can depend on another:
+the coin toss is exactly as good, and the check takes three rounds after the
+last opening instead of four (``<label>.seed.reveal`` carries the opening and
+the digests, then the two σ rounds). See :class:`EarlySeed`.
 
 A party that shifted an opened value passes with probability about 2/p.
 Detection means abort, not identification: the failure message says that a
@@ -30,11 +44,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from dataclasses import dataclass
 from typing import Any, Final
 
 import trio
 
-from vcpd.errors import FieldError, MacCheckFailure, SessionAborted
+from vcpd.errors import FieldError, MacCheckFailure, SessionAborted, VcpInternalError
 from vcpd.math import FieldArray, PrimeField
 
 from .commit import (
@@ -54,8 +69,10 @@ __all__ = [
     "DIGEST_BYTES",
     "MAC_FAILURE_MESSAGE",
     "THREAD_ELEMENTS",
+    "EarlySeed",
     "OpeningLog",
     "batch_mac_check",
+    "early_seed_commitment",
 ]
 
 DIGEST_BYTES: Final = 32
@@ -143,6 +160,10 @@ class OpeningLog:
         zero = bytes(DIGEST_BYTES)
         return b"".join(self._hashers[k].digest() if k in self._hashers else zero for k in range(self._n_parties))
 
+    def parts(self) -> list[tuple[FieldArray, FieldArray]]:
+        """The pending openings as recorded: (opened values, own MAC shares) each."""
+        return list(zip(self._values, self._macs, strict=True))
+
     def combined(self, field: PrimeField) -> tuple[FieldArray, FieldArray]:
         """All pending opened values and own MAC shares, each as one vector."""
         if len(self._values) == 1:
@@ -155,6 +176,35 @@ class OpeningLog:
         self._macs.clear()
         self._pending = 0
         self._reset_hashers()
+
+
+@dataclass(slots=True)
+class EarlySeed:
+    """A coin toss for the next check whose commitment round already happened.
+
+    Attributes:
+        label: the label of the check it belongs to (``"mac.3"``).
+        opening: this party's opening (its contribution ‖ nonce), kept secret
+            until every opening the check covers has been received.
+        commitments: every party's commitment as received (own included;
+            checked when the check runs).
+    """
+
+    label: str
+    opening: bytes
+    commitments: dict[int, Any]
+
+    def __repr__(self) -> str:  # the opening is secret until revealed
+        return f"<EarlySeed {self.label} parties={sorted(self.commitments)}>"
+
+
+def early_seed_commitment(party: int, session_id: str, label: str) -> tuple[bytes, bytes]:
+    """A fresh seed contribution for the check ``label``: (commitment, opening).
+
+    Send the commitment under ``<label>.seed.early`` no later than with the
+    first opening the check will cover; keep the opening for :class:`EarlySeed`.
+    """
+    return commit(party, session_id, f"{label}.seed", os.urandom(SEED_BYTES))
 
 
 def _compare_digests(session_id: str, party: int, n_parties: int, round1: dict[int, Any]) -> None:
@@ -183,15 +233,17 @@ def _compare_digests(session_id: str, party: int, n_parties: int, round1: dict[i
                 )
 
 
-def _split_round1(session_id: str, round1: dict[int, Any]) -> dict[int, Any]:
-    """The seed commitments out of the round-1 payloads ``[commitment, digests]``."""
-    commitments: dict[int, Any] = {}
+def _split_round1(session_id: str, round1: dict[int, Any], *, check: bool = True) -> dict[int, Any]:
+    """The seed commitments (or, for an early seed, openings) out of the round-1
+    payloads ``[commitment or opening, digests]``."""
+    firsts: dict[int, Any] = {}
     for sender, payload in round1.items():
         if not isinstance(payload, list | tuple) or len(payload) != 2:
             raise invalid_commitment(session_id, sender)
-        commitments[sender] = payload[0]
-    check_commitments(session_id, commitments)
-    return commitments
+        firsts[sender] = payload[0]
+    if check:
+        check_commitments(session_id, firsts)
+    return firsts
 
 
 async def batch_mac_check(
@@ -205,6 +257,7 @@ async def batch_mac_check(
     log: OpeningLog,
     label: str,
     worker_threads: bool = False,
+    early: EarlySeed | None = None,
 ) -> int:
     """Check every opening in ``log``; clear it on success.
 
@@ -212,6 +265,10 @@ async def batch_mac_check(
     ``<label>.sigma.commit`` and ``<label>.sigma.open``. All parties must call
     it at the same point of the protocol (they hold the same number of pending
     openings, so either all run it or, with nothing pending, none does).
+
+    With ``early`` (every party's seed commitment already exchanged, see
+    :class:`EarlySeed`) the first two rounds become one,
+    ``<label>.seed.reveal``: three rounds in all.
 
     Returns:
         The number of opened elements checked (0: nothing was pending, no
@@ -227,21 +284,35 @@ async def batch_mac_check(
     if checked == 0:
         return 0
     try:
-        # Rounds 1-2: coin toss for the seed, digests riding along in round 1.
         seed_label = f"{label}.seed"
-        commitment, opening = commit(party, session_id, seed_label, os.urandom(SEED_BYTES))
-        round1 = await exchange(f"{seed_label}.commit", [commitment, log.digests()])
-        commitments = _split_round1(session_id, round1)
-        if log.tracks_broadcasts:
-            _compare_digests(session_id, party, n_parties, round1)
-        openings = await exchange(f"{seed_label}.open", opening)
+        if early is None:
+            # Rounds 1-2: coin toss for the seed, digests riding along in round 1.
+            commitment, opening = commit(party, session_id, seed_label, os.urandom(SEED_BYTES))
+            round1 = await exchange(f"{seed_label}.commit", [commitment, log.digests()])
+            commitments = _split_round1(session_id, round1)
+            if log.tracks_broadcasts:
+                _compare_digests(session_id, party, n_parties, round1)
+            openings = await exchange(f"{seed_label}.open", opening)
+        else:
+            # Round 1: the commitments came early; reveal, digests riding along.
+            if early.label != label:
+                raise VcpInternalError(f"early seed of check {early.label} used for check {label}")
+            commitments = early.commitments
+            check_commitments(session_id, commitments)
+            round1 = await exchange(f"{seed_label}.reveal", [early.opening, log.digests()])
+            openings = _split_round1(session_id, round1, check=False)
+            if log.tracks_broadcasts:
+                _compare_digests(session_id, party, n_parties, round1)
         seed = combine_seed(session_id, seed_label, verify_openings(session_id, seed_label, commitments, openings))
 
-        # Local: σ_i = h·m − α_i·(h·v).
+        # Local: σ_i = h·m − α_i·(h·v) over the recorded openings, end to end;
+        # h = field.coefficients(seed, checked), generated and used chunk by chunk.
         def local_sigma() -> int:
-            values, macs = log.combined(field)
-            h = field.random_seeded(seed, len(values), label=COEFFICIENT_LABEL)
-            return (h.dot(macs) - alpha_share * h.dot(values)) % field.p
+            parts = log.parts()
+            mac_dot, value_dot = field.coefficient_dots(
+                seed, [[macs for _, macs in parts], [values for values, _ in parts]], label=COEFFICIENT_LABEL
+            )
+            return (mac_dot - alpha_share * value_dot) % field.p
 
         if worker_threads and checked >= THREAD_ELEMENTS:
             sigma = await trio.to_thread.run_sync(local_sigma)  # keeps the event loop responsive

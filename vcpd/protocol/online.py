@@ -21,9 +21,13 @@ Invariants:
   longer agree on where in the protocol they are.
 * **One operation at a time**: await each call before starting the next
   (concurrent rounds are refused); merge independent work with
-  :meth:`OnlineParty.open_many` / :meth:`OnlineParty.complete` instead.
-* One bytes payload per peer per round, and a handful of vector operations per
-  element (a Beaver product costs four field products per element and party).
+  :meth:`OnlineParty.open_many` / :meth:`OnlineParty.complete` instead, or
+  send independent openings in one flight with
+  :meth:`OnlineParty.open_concurrently` / :meth:`OnlineParty.open_with_next`
+  (each keeps its own label and is checked like any other).
+* One bytes payload per peer per opening (one message per peer per flight
+  with ``bundle_flights``), and a handful of vector operations per element (a
+  Beaver product costs four field products per element and party).
 
 This module must not import vcpd.net, vcpd.testing, services, api, node or
 daemon; from vcpd it uses only errors, math and this package. No shares, MACs
@@ -47,12 +51,13 @@ from vcpd.errors import FieldError, MacCheckFailure, SessionAborted, VcpError
 from vcpd.math import FieldArray, PrimeField, Shares
 
 from .beaver import Prepared, SquarePair, Triple, bits_prepare, mul_prepare, square_prepare
-from .maccheck import OpeningLog, batch_mac_check
+from .maccheck import EarlySeed, OpeningLog, batch_mac_check, early_seed_commitment
 from .rounds import exchange_all, payload_size
 from .transport import Session
 
 __all__ = [
     "DEFAULT_ROUND_TIMEOUT",
+    "DeferredOpening",
     "OnlineParty",
     "OnlineStatistics",
     "Prepared",
@@ -73,6 +78,12 @@ THREAD_BYTES: Final = 1 << 20
 are hashed, summed and finished in worker threads: numpy and hashlib release
 the GIL, so the work overlaps and the event loop stays responsive."""
 
+BUNDLE_BYTES: Final = 1 << 16
+"""With ``bundle_flights=True``, flights carrying at most this many payload
+bytes go to each peer as one message; bigger ones (where the per-message cost
+no longer matters) go as one message per payload, each on the codec's
+zero-repacking path for bulk bytes."""
+
 THREAD_SQRT_ELEMENTS: Final = 4096
 """With ``worker_threads=True``, square-root batches at least this large run in
 a worker thread."""
@@ -81,6 +92,30 @@ _PERSON_AGREE: Final = b"vcpd.agree"
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class DeferredOpening:
+    """The value of an opening queued with :meth:`OnlineParty.open_with_next`."""
+
+    __slots__ = ("_length", "_value")
+
+    def __init__(self, length: int) -> None:
+        self._length = length
+        self._value: FieldArray | None = None
+
+    def __repr__(self) -> str:
+        return f"<DeferredOpening n={self._length} {'opened' if self._value is not None else 'queued'}>"
+
+    @property
+    def value(self) -> FieldArray:
+        """The opened values (not yet MAC-checked, as after :meth:`OnlineParty.open`).
+
+        Raises:
+            RuntimeError: the flight that carries the opening has not completed.
+        """
+        if self._value is None:
+            raise RuntimeError("this opening has not been sent yet: it travels with the next opening round")
+        return self._value
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +141,50 @@ class OnlineStatistics:
     pending: int = 0
     bytes_sent: int = 0
     messages_sent: int = 0
+
+
+async def _exchange_steps(session: Session, items: Sequence[tuple[str, Any]], timeout: float) -> list[dict[int, Any]]:
+    """:func:`~vcpd.protocol.rounds.exchange_all` for several labelled payloads at once.
+
+    Per peer, one task sends every payload and one receives every answer, all
+    concurrently; the first failure is raised plainly, and peers still silent
+    after ``timeout`` seconds fail the session (naming them), as there.
+    """
+    peers = [k for k in range(session.n_parties) if k != session.party]
+    results: list[dict[int, Any]] = [{session.party: payload} for _, payload in items]
+    failures: list[VcpError] = []
+
+    async def send_to(peer: int, scope: trio.CancelScope) -> None:
+        try:
+            for step, payload in items:
+                await session.send(peer, step, payload)
+        except VcpError as exc:
+            failures.append(exc)
+            scope.cancel()
+
+    async def receive_from(peer: int, scope: trio.CancelScope) -> None:
+        try:
+            for index, (step, _) in enumerate(items):
+                results[index][peer] = await session.receive(peer, step)
+        except VcpError as exc:
+            failures.append(exc)
+            scope.cancel()
+
+    with trio.move_on_after(timeout) as timer:
+        async with trio.open_nursery() as nursery:
+            for peer in peers:
+                nursery.start_soon(send_to, peer, nursery.cancel_scope)
+                nursery.start_soon(receive_from, peer, nursery.cancel_scope)
+    if failures:
+        raise failures[0]
+    if timer.cancelled_caught:
+        missing = sorted({f"{step!r} from VCP {k}" for k in peers for i, (step, _) in enumerate(items) if k not in results[i]})
+        if missing:
+            reason = f"no message {', '.join(missing)} within {timeout:g} s"
+        else:
+            reason = f"could not send {items[0][0]!r} to every peer within {timeout:g} s"
+        raise SessionAborted(session.id, reason)
+    return results
 
 
 def _guarded(
@@ -141,6 +220,20 @@ class OnlineParty:
             loop keeps serving the peer links during long computations. Off by
             default: under trio's ``autojump_clock`` a wait on a thread looks
             idle, so virtual time would jump and round timeouts would fire.
+        precommit_seed: send this party's seed commitment for the next MAC
+            check in the same flight as the first opening after the last
+            check (step ``mac.<k>.seed.early``), so that :meth:`mac_check`
+            takes three rounds instead of four (see
+            :class:`~vcpd.protocol.maccheck.EarlySeed`: the coin toss is as
+            sound). Every party of a session must use the same setting.
+        bundle_flights: when one flight carries several labelled payloads
+            (openings sent together, an early seed commitment), send them to
+            each peer as **one** message labelled ``"<step>+<step>+..."``
+            holding the payloads in order, instead of one message each: the
+            per-message cost dominates small rounds (up to
+            :data:`BUNDLE_BYTES`). Each payload is checked and hashed under
+            its own label as before. Every party of a session must use the
+            same setting.
     """
 
     def __init__(
@@ -152,6 +245,8 @@ class OnlineParty:
         label_prefix: str = "",
         round_timeout: float | None = DEFAULT_ROUND_TIMEOUT,
         worker_threads: bool = False,
+        precommit_seed: bool = False,
+        bundle_flights: bool = False,
     ) -> None:
         self._session = session
         self._field = field
@@ -162,6 +257,10 @@ class OnlineParty:
         self._prefix = label_prefix
         self._timeout = math.inf if round_timeout is None else round_timeout
         self._threads = worker_threads
+        self._precommit = precommit_seed
+        self._bundle = bundle_flights
+        self._early: EarlySeed | None = None  # the next check's coin toss, committed ahead
+        self._queued: list[tuple[str, Shares, DeferredOpening]] = []  # open_with_next, not yet sent
         self._log = OpeningLog(self._party, self._n)
         self._opens = 0
         self._checks = 0
@@ -253,6 +352,51 @@ class OnlineParty:
         )
         return results
 
+    async def _exchange_flight(self, items: Sequence[tuple[str, Any]]) -> list[dict[int, Any]]:
+        """Several labelled payloads to every peer in **one** flight (one round of
+        latency), counted as one round; every party's payloads come back per item.
+
+        The payloads must not depend on each other's answers. Any failure
+        (including cancellation) ends the object, as in :meth:`_exchange`.
+        """
+        if len(items) == 1:
+            step, payload = items[0]
+            return [await self._exchange(step, payload)]
+        if self._bundle and sum(payload_size(payload) for _, payload in items) <= BUNDLE_BYTES:
+            # One message per peer: the payloads in order, under the joined labels.
+            step = "+".join(label for label, _ in items)
+            bundled = await self._exchange(step, [payload for _, payload in items])
+            results: list[dict[int, Any]] = [{} for _ in items]
+            for peer, payloads in bundled.items():
+                if not isinstance(payloads, list) or len(payloads) != len(items):
+                    raise self._deviated(peer, f"malformed bundle at step {step!r}")
+                for index, payload in enumerate(payloads):
+                    results[index][peer] = payload
+            return results
+        self._ensure_usable()
+        if self._in_round:
+            raise RuntimeError("OnlineParty runs one operation at a time; await each before starting the next")
+        self._in_round = True
+        try:
+            results = await _exchange_steps(self._session, items, self._timeout)
+        except BaseException as exc:
+            self._mark_failed(exc)
+            raise
+        finally:
+            self._in_round = False
+        sent = len(self._peers)
+        self._stats = dataclasses.replace(
+            self._stats,
+            rounds=self._stats.rounds + 1,
+            bytes_sent=self._stats.bytes_sent + sent * sum(payload_size(p) for _, p in items),
+            messages_sent=self._stats.messages_sent + sent * len(items),
+        )
+        return results
+
+    def _deviated(self, peer: int, what: str) -> SessionAborted:
+        self._mark_failed(SessionAborted(self.session_id, f"VCP {peer} deviated from the protocol: {what}"))
+        return SessionAborted(self.session_id, f"VCP {peer} deviated from the protocol: {what}")
+
     def _label(self, kind: str, counter: int) -> str:
         return f"{self._prefix}{kind}.{counter}"
 
@@ -278,28 +422,100 @@ class OnlineParty:
 
         This is how the executor merges independent openings of one round.
         """
-        lengths = [len(part) for part in parts]
-        total = sum(lengths)
-        if total == 0:
-            return [self._field.zeros(0) for _ in parts]
-        joined = parts[0] if len(parts) == 1 else Shares.concat([part for part in parts if len(part)])
-        if joined.field != self._field:
+        return (await self._open_groups([parts]))[0]
+
+    def open_with_next(self, shares: Shares) -> DeferredOpening:
+        """Queue an opening of ``shares`` to travel in the flight of the next opening.
+
+        The opening takes its step label now (``open.k``, before the labels of
+        later openings) and is recorded for the MAC check like any other; its
+        value is available from the returned object once that flight has
+        completed. It saves a round when an opening and the next one do not
+        depend on each other -- a download's re-randomising mask and its
+        Beaver round, say. Nothing may depend on the value before the flight.
+        """
+        self._ensure_usable()
+        if shares.field != self._field:
             raise FieldError("shares belong to another field than this online phase")
+        deferred = DeferredOpening(len(shares))
+        if len(shares) == 0:
+            deferred._value = self._field.zeros(0)
+            return deferred
         step = self._label("open", self._opens)
         self._opens += 1
-        payloads = await self._exchange(step, joined.values.to_bytes())
-        opened = await self._combine(step, joined.values, payloads)
-        self._log.record(opened, joined.macs)
-        self._stats = dataclasses.replace(
-            self._stats, open_rounds=self._stats.open_rounds + 1, openings=self._stats.openings + total
-        )
-        if len(parts) == 1:
-            return [opened]
-        result, start = [], 0
-        for n in lengths:
-            result.append(opened[start : start + n])
-            start += n
-        return result
+        self._queued.append((step, shares, deferred))
+        return deferred
+
+    @_guarded
+    async def open_concurrently(self, groups: Sequence[Sequence[Shares]]) -> list[list[FieldArray]]:
+        """Several :meth:`open_many` openings sent in **one** flight.
+
+        Exactly what awaiting ``open_many(group)`` for each group in turn
+        would do -- the same step labels (``open.k``, ``open.k+1``, ...), the
+        same recorded openings and checks -- but with one round of latency
+        instead of one per group. Only for groups that do not depend on each
+        other's opened values.
+        """
+        return await self._open_groups(groups)
+
+    async def _open_groups(self, groups: Sequence[Sequence[Shares]]) -> list[list[FieldArray]]:
+        plan: list[tuple[str, Shares, list[int]] | None] = []
+        queued, self._queued = self._queued, []
+        items: list[tuple[str, Any]] = [(step, shares.values.to_bytes()) for step, shares, _ in queued]
+        for parts in groups:
+            lengths = [len(part) for part in parts]
+            if sum(lengths) == 0:
+                plan.append(None)
+                continue
+            joined = parts[0] if len(parts) == 1 else Shares.concat([part for part in parts if len(part)])
+            if joined.field != self._field:
+                raise FieldError("shares belong to another field than this online phase")
+            step = self._label("open", self._opens)
+            self._opens += 1
+            plan.append((step, joined, lengths))
+            items.append((step, joined.values.to_bytes()))
+        if not items:
+            return [[self._field.zeros(0) for _ in parts] for parts in groups]
+        early: tuple[str, bytes] | None = None
+        if self._precommit and self._early is None:
+            # The seed commitment of the next check rides along with its first opening.
+            label = self._label("mac", self._checks)
+            commitment, opening = early_seed_commitment(self._party, self.session_id, label)
+            early = (label, opening)
+            items.append((f"{label}.seed.early", commitment))
+        answers = await self._exchange_flight(items)
+        if early is not None:
+            self._early = EarlySeed(early[0], early[1], answers[-1])
+        position = 0
+        for step, shares, deferred in queued:
+            opened = await self._combine(step, shares.values, answers[position])
+            position += 1
+            self._log.record(opened, shares.macs)
+            self._stats = dataclasses.replace(
+                self._stats, open_rounds=self._stats.open_rounds + 1, openings=self._stats.openings + len(shares)
+            )
+            deferred._value = opened
+        results: list[list[FieldArray]] = []
+        for parts, entry in zip(groups, plan, strict=True):
+            if entry is None:
+                results.append([self._field.zeros(0) for _ in parts])
+                continue
+            step, joined, lengths = entry
+            opened = await self._combine(step, joined.values, answers[position])
+            position += 1
+            self._log.record(opened, joined.macs)
+            self._stats = dataclasses.replace(
+                self._stats, open_rounds=self._stats.open_rounds + 1, openings=self._stats.openings + len(joined)
+            )
+            if len(parts) == 1:
+                results.append([opened])
+                continue
+            split, start = [], 0
+            for n in lengths:
+                split.append(opened[start : start + n])
+                start += n
+            results.append(split)
+        return results
 
     async def _combine(self, step: str, own: FieldArray, payloads: dict[int, Any]) -> FieldArray:
         """Σ of every party's value shares, with each peer's payload hashed for
@@ -355,10 +571,13 @@ class OnlineParty:
                 last good check may be used.
             SessionAborted, PeerUnavailable: the session failed otherwise.
         """
+        if self._queued:
+            await self._open_groups([])  # queued openings go out before they are checked
         if self._log.pending == 0:
             return
         label = self._label("mac", self._checks)
         self._checks += 1
+        early, self._early = self._early, None
         checked = await batch_mac_check(
             self._exchange,
             session_id=self.session_id,
@@ -369,6 +588,7 @@ class OnlineParty:
             log=self._log,
             label=label,
             worker_threads=self._threads,
+            early=early,
         )
         self._stats = dataclasses.replace(
             self._stats, mac_checks=self._stats.mac_checks + 1, checked=self._stats.checked + checked

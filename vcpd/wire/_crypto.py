@@ -15,6 +15,8 @@ import hashlib
 import hmac
 from typing import Final
 
+from nacl._sodium import ffi as _ffi
+from nacl._sodium import lib as _lib
 from nacl.bindings import (
     crypto_aead_chacha20poly1305_ietf_decrypt,
     crypto_aead_chacha20poly1305_ietf_encrypt,
@@ -71,6 +73,71 @@ def open_sealed(key: bytes, nonce: bytes, ciphertext: bytes, ad: bytes) -> bytes
         return crypto_aead_chacha20poly1305_ietf_decrypt(ciphertext, ad, nonce, key)
     except CryptoError:
         raise AuthFailure("authentication tag mismatch") from None
+
+
+# Frame buffers are filled completely by the header and libsodium: no need to zero them.
+_new_buffer = _ffi.new_allocator(should_clear_after_alloc=False)
+
+
+def seal_frame(key: bytes, nonce: bytes, header: bytes, plaintext: bytes | memoryview) -> bytes:
+    """``header ‖ seal(key, nonce, plaintext, ad=header)`` built in one buffer.
+
+    The same bytes as ``header + seal(key, nonce, bytes(plaintext), header)``,
+    but ``plaintext`` (any contiguous buffer, e.g. a slice of a large
+    message) is encrypted where it lies and the result is copied once.
+    """
+    if len(key) != KEY_BYTES or len(nonce) != NONCE_BYTES:
+        raise ValueError("bad key or nonce length")
+    source = _ffi.from_buffer(plaintext)
+    size = len(source)
+    head = len(header)
+    out = _new_buffer("unsigned char[]", head + size + TAG_BYTES)
+    _ffi.memmove(out, header, head)
+    written = _ffi.new("unsigned long long *")
+    rc = _lib.crypto_aead_chacha20poly1305_ietf_encrypt(
+        out + head, written, source, size, header, head, _ffi.NULL, nonce, key
+    )
+    if rc != 0 or written[0] != size + TAG_BYTES:
+        raise RuntimeError("libsodium failed to encrypt a frame")
+    return _ffi.buffer(out)[:]
+
+
+def open_frame_into(key: bytes, nonce: bytes, frame: bytes, head: int, out: bytearray | memoryview) -> None:
+    """Authenticate ``frame`` (``header ‖ ciphertext ‖ tag``, the header of ``head``
+    bytes as associated data) and decrypt its body straight into ``out``.
+
+    ``out`` must be writable and exactly as long as the plaintext. Nothing
+    but zeros is written to it unless the frame is authentic.
+
+    Raises:
+        AuthFailure: the frame is not authentic (or too short).
+    """
+    if len(key) != KEY_BYTES or len(nonce) != NONCE_BYTES:
+        raise ValueError("bad key or nonce length")
+    sealed = len(frame) - head
+    if sealed < TAG_BYTES:
+        raise AuthFailure("ciphertext shorter than its tag")
+    target = _ffi.from_buffer(out, require_writable=True)
+    if len(target) != sealed - TAG_BYTES:
+        raise ValueError("output buffer does not fit the plaintext")
+    source = _ffi.from_buffer(frame)
+    written = _ffi.new("unsigned long long *")
+    rc = _lib.crypto_aead_chacha20poly1305_ietf_decrypt(
+        target, written, _ffi.NULL, source + head, sealed, source, head, nonce, key
+    )
+    if rc != 0:
+        raise AuthFailure("authentication tag mismatch")
+
+
+def open_frame(key: bytes, nonce: bytes, frame: bytes, head: int) -> bytes:
+    """:func:`open_frame_into` returning a new ``bytes`` (one copy, no slicing of ``frame``)."""
+    sealed = len(frame) - head
+    if sealed < TAG_BYTES:
+        raise AuthFailure("ciphertext shorter than its tag")
+    out = _new_buffer("unsigned char[]", max(sealed - TAG_BYTES, 1))
+    view = _ffi.buffer(out, sealed - TAG_BYTES)
+    open_frame_into(key, nonce, frame, head, view)
+    return view[:]
 
 
 def transcript_start(protocol_name: bytes) -> bytes:

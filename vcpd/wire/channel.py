@@ -41,7 +41,7 @@ from typing import Final, NoReturn
 
 from vcpd.errors import ChannelError
 
-from ._crypto import KEY_BYTES, AuthFailure, counter_nonce, open_sealed, seal
+from ._crypto import KEY_BYTES, AuthFailure, counter_nonce, open_frame, open_frame_into, seal_frame
 from .limits import (
     FRAME_OVERHEAD,
     HEADER_BYTES,
@@ -86,12 +86,14 @@ class _Outgoing:
 
 
 class _Incoming:
-    __slots__ = ("chunks", "received", "total")
+    __slots__ = ("buffer", "received", "total")
 
     def __init__(self, total: int) -> None:
         self.total = total
         self.received = 0
-        self.chunks: list[bytes] = []
+        # Reassembly in place: chunks after the first are decrypted straight
+        # into their slot, so a big message is never joined from pieces.
+        self.buffer = bytearray(total)
 
 
 class Channel:
@@ -127,6 +129,7 @@ class Channel:
         self._next_stream = 0
         self._incoming: dict[int, _Incoming] = {}
         self._buffered = 0
+        self._reserved = 0  # capacity of the reassembly buffers (whole announced lengths)
         self._failure: str | None = None
         self._local_closed = False
         self._peer_closed = False
@@ -172,7 +175,7 @@ class Channel:
         self._failure = reason
         self._queue.clear()
         self._incoming.clear()
-        self._pending = self._buffered = 0
+        self._pending = self._buffered = self._reserved = 0
         raise ChannelError(reason)
 
     # ---------------------------------------------------------------- sending
@@ -222,15 +225,13 @@ class Channel:
         size = self.limits.frame_size
         total = out.data.nbytes
         if out.stream == 0:  # single-frame message
-            source = out.data.obj
-            # Whole bytes objects go to libsodium as they are: no copy.
-            chunk = source if type(source) is bytes and len(source) == total else bytes(out.data)
             self._pending -= total
-            return self._seal(_KIND_DATA, _FIRST | _LAST, 0, total, chunk)
+            return self._seal(_KIND_DATA, _FIRST | _LAST, 0, total, out.data)
         start = out.offset
         end = min(start + size, total)
         flags = (_FIRST if start == 0 else 0) | (_LAST if end == total else 0)
-        frame = self._seal(_KIND_DATA, flags, out.stream, total, bytes(out.data[start:end]))
+        # The chunk is encrypted where it lies in the message: no copy of it.
+        frame = self._seal(_KIND_DATA, flags, out.stream, total, out.data[start:end])
         self._pending -= end - start
         out.offset = end
         if end == total:
@@ -269,13 +270,13 @@ class Channel:
         text = reason.encode("utf-8")[:MAX_CLOSE_REASON].decode("utf-8", "ignore").encode("utf-8")
         return self._seal(_KIND_CLOSE, 0, 0, len(text), text)
 
-    def _seal(self, kind: int, flags: int, stream: int, total: int, chunk: bytes) -> bytes:
+    def _seal(self, kind: int, flags: int, stream: int, total: int, chunk: bytes | memoryview) -> bytes:
         seq = self._send_seq
         if seq >= _MAX_SEQ:
             self._fail("frame counter exhausted: reconnect")
         self._send_seq = seq + 1
         header = _HEADER.pack(kind, flags, 0, stream, seq, total)
-        return header + seal(self._send_key, counter_nonce(seq), chunk, header)
+        return seal_frame(self._send_key, counter_nonce(seq), header, chunk)
 
     # -------------------------------------------------------------- receiving
 
@@ -285,7 +286,9 @@ class Channel:
         Returns:
             The application message this frame completes, or ``None`` (a chunk
             of a message still in transit, or the peer's close frame: check
-            :attr:`peer_closed`).
+            :attr:`peer_closed`). A message of one frame is ``bytes``; one
+            reassembled from several frames is the ``bytearray`` it was
+            decrypted into (nothing else refers to it).
 
         Raises:
             ChannelError: the frame is malformed, out of sequence, forged,
@@ -305,20 +308,33 @@ class Channel:
         expected = self._receive_seq
         if seq != expected:
             self._fail(f"frame out of sequence: expected #{expected}, got #{seq} (replayed, reordered or dropped)")
-        header = frame[:HEADER_BYTES]
+        size = len(frame) - FRAME_OVERHEAD
+        # A later chunk of a message in reassembly is decrypted straight into
+        # its slot (only zeros are written there unless the frame is authentic;
+        # its header is authenticated too and checked below, as for any frame).
+        slot = None
+        if kind == _KIND_DATA and stream and not flags & _FIRST:
+            found = self._incoming.get(stream)
+            if found is not None and found.total == total and found.received + size <= total:
+                slot = memoryview(found.buffer)[found.received : found.received + size]
         try:
-            body = open_sealed(self._receive_key, counter_nonce(expected), frame[HEADER_BYTES:], header)
+            if slot is None:
+                body: bytes | None = open_frame(self._receive_key, counter_nonce(expected), frame, HEADER_BYTES)
+            else:
+                open_frame_into(self._receive_key, counter_nonce(expected), frame, HEADER_BYTES, slot)
+                body = None
         except AuthFailure:
             self._fail(f"frame #{expected} failed authentication: tampered with or truncated")
         self._receive_seq = expected + 1
         if zero != 0:
             self._fail("frame header has non-zero reserved bits")
         if kind == _KIND_CLOSE:
+            assert body is not None
             self._receive_close(flags, stream, total, body)
             return None
         if kind != _KIND_DATA:
             self._fail(f"unknown frame kind {kind}")
-        return self._receive_data(flags, stream, total, body)
+        return self._receive_data(flags, stream, total, body, size)
 
     def _receive_close(self, flags: int, stream: int, total: int, body: bytes) -> None:
         if flags or stream or total != len(body) or len(body) > MAX_CLOSE_REASON:
@@ -330,15 +346,17 @@ class Channel:
         self._peer_closed = True
         # Whatever the peer abandoned mid-message is dropped with the connection.
         self._incoming.clear()
-        self._buffered = 0
+        self._buffered = self._reserved = 0
 
-    def _receive_data(self, flags: int, stream: int, total: int, body: bytes) -> bytes | None:
+    def _receive_data(self, flags: int, stream: int, total: int, body: bytes | None, size: int) -> bytes | None:
+        """Account for an authentic data frame; ``body`` is None when its chunk
+        was already decrypted into its reassembly slot."""
         if total > self.limits.max_message:
             self._fail(f"peer announced a message of {total} bytes (limit {self.limits.max_message})")
-        if len(body) > MAX_FRAME:
-            self._fail(f"frame carries {len(body)} bytes (limit {MAX_FRAME})")
+        if size > MAX_FRAME:
+            self._fail(f"frame carries {size} bytes (limit {MAX_FRAME})")
         if flags == _FIRST | _LAST:
-            if stream != 0 or total != len(body):
+            if stream != 0 or total != size or body is None:
                 self._fail("malformed single-frame message")
             return body
         if stream == 0 or flags > _FIRST | _LAST:
@@ -348,7 +366,11 @@ class Channel:
                 self._fail(f"stream {stream} started twice")
             if len(self._incoming) >= self.limits.max_streams:
                 self._fail(f"more than {self.limits.max_streams} messages in reassembly at once")
+            if size > total:
+                self._fail(f"stream {stream} carries more than the {total} bytes it announced")
+            self._check_capacity(total)
             incoming = self._incoming[stream] = _Incoming(total)
+            self._reserved += total
         else:
             found = self._incoming.get(stream)
             if found is None:
@@ -356,23 +378,31 @@ class Channel:
             incoming = found
             if total != incoming.total:
                 self._fail(f"stream {stream} changed its announced length")
-        incoming.received += len(body)
-        self._buffered += len(body)
-        if incoming.received > total:
+        if incoming.received + size > total:
             self._fail(f"stream {stream} carries more than the {total} bytes it announced")
+        if body is not None:
+            incoming.buffer[incoming.received : incoming.received + size] = body
+        incoming.received += size
+        self._buffered += size
         if self._buffered > self.limits.max_buffered:
-            self._fail(
-                f"reassembly buffers exceed {self.limits.max_buffered} bytes: "
-                "the peer interleaves more data than this connection accepts"
-            )
-        incoming.chunks.append(body)
+            self._check_capacity(0)
         if not flags & _LAST:
             return None
         if incoming.received != total:
             self._fail(f"stream {stream} ended after {incoming.received} of {total} bytes")
         del self._incoming[stream]
         self._buffered -= total
-        return b"".join(incoming.chunks)
+        self._reserved -= total
+        return incoming.buffer  # type: ignore[return-value]  # a bytearray: bytes-like, never joined
+
+    def _check_capacity(self, more: int) -> None:
+        """Refuse to hold more than ``max_buffered`` bytes of reassembly buffers
+        (counted at their announced lengths, as they are allocated whole)."""
+        if self._reserved + more > self.limits.max_buffered or self._buffered > self.limits.max_buffered:
+            self._fail(
+                f"reassembly buffers exceed {self.limits.max_buffered} bytes: "
+                "the peer interleaves more data than this connection accepts"
+            )
 
     def end_of_stream(self) -> str:
         """Tell the channel that the connection ended; report how.

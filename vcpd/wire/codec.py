@@ -337,7 +337,8 @@ def _dumps(obj: dict[str, Any]) -> bytes:
 def _loads(data: bytes, what: str) -> dict[Any, Any]:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise WireError(f"{what} must be bytes")
-    data = bytes(data)
+    if not isinstance(data, bytes):
+        data = memoryview(data).cast("B")  # read in place (a reassembled message is a bytearray)
     if len(data) > MAX_API_MESSAGE:
         raise WireError(f"{what} of {len(data)} bytes exceeds {MAX_API_MESSAGE}")
     try:

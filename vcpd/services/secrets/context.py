@@ -5,7 +5,9 @@ field and MAC key share; :func:`request_session` opens a request's session
 under a deadline; :func:`take_tuples` reserves and takes tuples so that a
 reservation is either consumed (durably, by the tuple source, before
 anything derived from it is sent) or discarded -- never left open, never
-returned to the pool.
+returned to the pool -- in one multi-party step when the tuple source offers
+it (:class:`TakingTupleSource`); :func:`agree_while_taking` runs a request's
+agreement and its reservation side by side.
 
 This module must not import any vcpd module other than :mod:`vcpd.errors`,
 :mod:`vcpd.math`, :mod:`vcpd.protocol`, :mod:`vcpd.store` and
@@ -16,20 +18,21 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from typing import Final
+from typing import Final, Protocol, runtime_checkable
 
 import trio
 
-from vcpd.errors import RequestError, SessionAborted
+from vcpd.errors import RequestError, SessionAborted, VcpInternalError
 from vcpd.math import PrimeField, Shares
 from vcpd.protocol.transport import Session, Transport
 from vcpd.services.ports import TupleSource
 from vcpd.store import Store
 
+from .agreement import Agreement, agree
 from .delivery import OnlineOps
 
 __all__ = [
@@ -37,6 +40,8 @@ __all__ = [
     "OnlineFactory",
     "ProtocolContext",
     "SessionIds",
+    "TakingTupleSource",
+    "agree_while_taking",
     "request_session",
     "session_name",
     "take_tuples",
@@ -134,12 +139,28 @@ async def request_session(ctx: ProtocolContext, session_id: str) -> AsyncIterato
         raise SessionAborted(session_id, f"no result within {ctx.session_timeout:g} s; a peer VCP may be slow or gone")
 
 
+@runtime_checkable
+class TakingTupleSource(TupleSource, Protocol):
+    """A tuple source that can reserve and take in one multi-party step.
+
+    The tuple store offers it (``TupleStore.reserve_and_take``): it saves
+    store writes and round trips on every client request. Other sources
+    (test dealers) are used through ``reserve`` and ``take``.
+    """
+
+    async def reserve_and_take(self, request_id: str, counts: Mapping[str, int]) -> dict[str, list[Shares]]:
+        """Reserve ``counts`` with every VCP and return this VCP's shares, recorded consumed."""
+        ...
+
+
 async def take_tuples(ctx: ProtocolContext, request_id: str, counts: Mapping[str, int]) -> dict[str, list[Shares]]:
     """Reserve ``counts`` under ``request_id`` (with every VCP) and take them.
 
     Once this returns the tuples are recorded consumed on this VCP; if taking
     fails the reservation is discarded, so no tuple is ever handed out twice.
     """
+    if isinstance(ctx.tuples, TakingTupleSource):
+        return await ctx.tuples.reserve_and_take(request_id, counts)
     reservation = await ctx.tuples.reserve(request_id, counts)
     try:
         return await ctx.tuples.take(reservation)
@@ -147,3 +168,73 @@ async def take_tuples(ctx: ProtocolContext, request_id: str, counts: Mapping[str
         with trio.CancelScope(shield=True):
             await ctx.tuples.discard(reservation)
         raise
+
+
+async def agree_while_taking(
+    ctx: ProtocolContext,
+    session: Session,
+    verdict: Callable[[], Awaitable[RequestError | None]],
+    own_digest: bytes,
+    *,
+    mismatch: Callable[[], RequestError],
+    take: tuple[str, Mapping[str, int]] | None,
+    extra: object = None,
+) -> tuple[Agreement | RequestError, dict[str, list[Shares]]]:
+    """Agree on a request (see :func:`.agreement.agree`) while its tuples are being taken.
+
+    The agreement round and the multi-party reservation are independent, so
+    they run at the same time instead of one after the other. ``verdict`` is
+    awaited first (a store read, say) and gives this VCP's own refusal, if
+    any; ``take`` is the (request id, counts) to reserve and take, or None
+    when this VCP already knows it refuses (then it starts no reservation, and
+    the other VCPs, refused by the agreement, give theirs up).
+
+    If the agreement fails, the reservation is cancelled: whatever it recorded
+    is discarded or consumed -- burnt, never reused, just as for an upload that
+    is never committed -- and the agreement's error is returned. If the
+    agreement passes, this waits for the tuples; a failed reservation raises
+    its error here, inside the session, so every VCP aborts.
+
+    Returns:
+        The agreement (or the error to answer) and the taken tuples (empty if
+        the agreement failed).
+    """
+    taken: dict[str, list[Shares]] = {}
+    failure: list[BaseException] = []
+    done = trio.Event()
+
+    async def take_tuples_now(request_id: str, counts: Mapping[str, int]) -> None:
+        try:
+            taken.update(await take_tuples(ctx, request_id, counts))
+        except trio.Cancelled:
+            raise
+        except BaseException as exc:  # reported after the agreement, never cancels it
+            failure.append(exc)
+        finally:
+            done.set()
+
+    outcome: Agreement | RequestError | None = None
+    error: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        if take is not None:
+            nursery.start_soon(take_tuples_now, *take)
+        else:
+            done.set()
+        try:
+            outcome = await agree(session, await verdict(), own_digest, mismatch=mismatch, extra=extra)
+        except Exception as exc:
+            error = exc
+        if error is not None or isinstance(outcome, RequestError):
+            nursery.cancel_scope.cancel()
+        else:
+            await done.wait()
+    if error is not None:
+        raise error
+    assert outcome is not None
+    if isinstance(outcome, RequestError):
+        return outcome, {}
+    if failure:
+        raise failure[0]
+    if take is None:
+        raise VcpInternalError("agreed to a request without taking its tuples")
+    return outcome, taken

@@ -25,7 +25,8 @@ fresh and independent of how y was produced.
 Tuple cost per element (:data:`UPLOAD_TUPLES_PER_ELEMENT`,
 :data:`DOWNLOAD_TUPLES_PER_ELEMENT`): upload 3 masks (the input mask r, ρ, v)
 and 2 triples; download 3 masks (the re-randomising r, ρ, v) and 2 triples.
-Both multiplications run as one Beaver round of length 2n.
+Every opening of an ODO -- the re-randomising one included -- travels in one
+flight, followed by the MAC check: two network rounds plus the check's.
 
 This module must not import the store or any vcpd module other than
 :mod:`vcpd.errors`, :mod:`vcpd.math`, :mod:`vcpd.protocol` and
@@ -41,6 +42,7 @@ from typing import Final, Protocol
 
 from vcpd.errors import VcpInternalError
 from vcpd.math import FieldArray, Shares
+from vcpd.protocol.online import DeferredOpening
 
 __all__ = [
     "DOWNLOAD_TUPLES_PER_ELEMENT",
@@ -61,8 +63,12 @@ DOWNLOAD_TUPLES_PER_ELEMENT: Final[Mapping[str, int]] = MappingProxyType({"mask"
 class OnlineOps(Protocol):
     """The part of :class:`vcpd.protocol.online.OnlineParty` this module uses."""
 
-    async def open(self, shares: Shares) -> FieldArray:
-        """Open a shared vector to all VCPs (recorded for the next MAC check)."""
+    def open_with_next(self, shares: Shares) -> DeferredOpening:
+        """Queue an opening to travel with the next opening round."""
+        ...
+
+    async def open_many(self, parts: Sequence[Shares]) -> list[FieldArray]:
+        """Open vectors to all VCPs in one round (recorded for the next MAC check)."""
         ...
 
     async def mul(self, x: Shares, y: Shares, triple: Sequence[Shares]) -> Shares:
@@ -115,6 +121,19 @@ async def deliver(
 ) -> DeliveryShares:
     """Compute and MAC-check the ODO of ``y``; return this VCP's value shares.
 
+    Both products run as one Beaver round of length 2n (open (y, v) − a and
+    (ρ, ρ) − b, then (w, u) = c + (ρ, ρ)·ε + a·δ).
+
+    Only value shares of w and u are computed where the protocol allows: they
+    go to the client and nowhere else, so their MAC shares would never be used.
+
+    Re-randomising (downloads) replaces y by y' = y + r − R with R = open(r).
+    The product is taken of y + r, whose Beaver opening does not need R, and
+    corrected afterwards: y'·ρ = (y + r)·ρ − R·ρ. So the opening of r, the
+    Beaver opening of u = v·ρ and that of (y + r)·ρ (through ``online.mul``)
+    travel in one flight (``open.k``, ``open.k+1``, ``open.k+2``): one round
+    instead of two, revealing the same values.
+
     Args:
         online: the session's online engine (its MAC check must cover every
             opening made through it in this call).
@@ -132,12 +151,30 @@ async def deliver(
     if len(masks) != needed or len(triple) != 3 or any(len(t) != 2 * n for t in triple):
         raise VcpInternalError(f"ODO of {n} elements got {len(masks)} masks and a wrongly sized triple")
     rho, v = masks[0:n], masks[n : 2 * n]
+    a, b, c = triple
+    a1, a2, b1, b2 = a[0:n], a[n : 2 * n], b[0:n], b[n : 2 * n]
     if rerandomise:
         r = masks[2 * n : 3 * n]
-        opened = await online.open(r)
-        y = (y + r).add_public(-opened, party, alpha_share)
-    products = await online.mul(Shares.concat([y, v]), Shares.concat([rho, rho]), triple)
+        opened_r = online.open_with_next(r)
+        opened_vr = online.open_with_next(Shares.concat_differences([(v, a2), (rho, b2)]))
+        y_plus_r = y + r
+        # y'·ρ as a Beaver product of (y + r)·ρ through mul(), the other product
+        # by hand (its MAC shares are never needed); one flight carries all three.
+        w_plus = await online.mul(y_plus_r, rho, (a1, b1, c[0:n]))
+        big_r = opened_r.value
+        # Nothing derived from the openings above may leave before this passes.
+        await online.mac_check()
+        eps2, delta2 = opened_vr.value[0:n], opened_vr.value[n : 2 * n]
+        y_values = y_plus_r.values - big_r if party == 0 else y_plus_r.values
+        w = w_plus.values - rho.values * big_r
+        u = c.values[n : 2 * n] + rho.values * eps2 + a2.values * delta2
+        return DeliveryShares(y=y_values, rho=rho.values, v=v.values, w=w, u=u)
+    to_open = Shares.concat_differences([(y, a1), (v, a2), (rho, b1), (rho, b2)])
+    (opened,) = await online.open_many([to_open])
+    eps1, eps2, delta1, delta2 = (opened[k * n : (k + 1) * n] for k in range(4))
     # Nothing derived from the openings above may leave before this passes.
     await online.mac_check()
-    w, u = products[0:n], products[n : 2 * n]
-    return DeliveryShares(y=y.values, rho=rho.values, v=v.values, w=w.values, u=u.values)
+    rho_values = rho.values
+    w = c.values[0:n] + rho_values * eps1 + a1.values * delta1
+    u = c.values[n : 2 * n] + rho_values * eps2 + a2.values * delta2
+    return DeliveryShares(y=y.values, rho=rho_values, v=v.values, w=w, u=u)

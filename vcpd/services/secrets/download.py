@@ -66,6 +66,8 @@ async def download(ctx: ProtocolContext, caller: str, secret_id: str, request_id
         own = digest("get", secret_id, request_id, caller)
     error: RequestError | None = None
     async with request_session(ctx, session_name("get", request_id, caller)) as session:
+        # Agreement first: a refusal anywhere (access is decided by each VCP)
+        # must not spend tuples.
         outcome = await agree(
             session,
             refusal,

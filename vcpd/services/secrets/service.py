@@ -25,7 +25,7 @@ from vcpd.errors import FieldError, MacCheckFailure, RequestError, SessionAborte
 from vcpd.logs import get_logger
 from vcpd.math import PrimeField, Shares
 from vcpd.protocol.online import OnlineParty
-from vcpd.protocol.transport import Transport
+from vcpd.protocol.transport import Session, Transport
 from vcpd.services.ports import SecretEncoding, TupleSource
 from vcpd.store import Store
 
@@ -49,11 +49,24 @@ from .model import (
 )
 from .upload import UPLOAD_COMMIT_TIMEOUT, Uploads, agreed_time, store_everywhere
 
-__all__ = ["SecretStore"]
+__all__ = ["SecretStore", "default_online"]
 
 log = get_logger("secrets")
 
 _MAX_USE_BATCH: Final = 10_000  # secrets one load_for_use call may ask for
+
+
+def default_online(session: Session, field: PrimeField, alpha_share: int) -> OnlineParty:
+    """The online engine of a request's session in the daemon.
+
+    Seed commitments ride along with the first opening (a MAC check takes
+    three rounds instead of four), what one flight carries goes to each peer
+    as one message, and million-element arithmetic runs in worker threads,
+    keeping the peer links served meanwhile.
+    """
+    return OnlineParty(
+        session, field, alpha_share, precommit_seed=True, bundle_flights=True, worker_threads=True
+    )
 
 
 def _metadata(record: storage.SecretRecord) -> dict[str, Any]:
@@ -99,7 +112,7 @@ class SecretStore:
             tuples=tuples,
             field=field,
             alpha_share=alpha_share,
-            online=online or OnlineParty,
+            online=online or default_online,
             session_timeout=session_timeout,
         )
         self._uploads = Uploads(self._ctx, commit_timeout=commit_timeout)

@@ -4,10 +4,15 @@ The client never sends a secret value, only x − r for masks r it learned in
 shares (mpc-notes §2.2, DESIGN §5):
 
 1. ``begin`` (every VCP, same id, count and request id): the VCPs agree that
-   the id is free, reserve in **one** reservation n input masks r plus the
-   masks and triples of an ODO over r, take them (the tuple source records
-   them consumed *before* anything derived from them is sent), compute and
-   MAC-check the ODO, keep their shares of r in memory and return the ODO.
+   the id is free and, at the same time, reserve in **one** reservation n
+   input masks r plus the masks and triples of an ODO over r and take them
+   (the tuple source records them consumed *before* anything derived from
+   them is sent); then they compute and MAC-check the ODO, keep their shares
+   of r in memory and return the ODO. A begin refused by some VCP (the id is
+   taken, the requests differ) burns whatever was reserved meanwhile, like an
+   upload that is never committed: any client can spend masks by uploading,
+   so this hands a client nothing new, and it keeps the agreement off the
+   latency path.
 2. The client verifies the ODO (a VCP that lied about r is caught) and sends
    every VCP the same μ = x − r with the tags and encoding.
 3. ``commit``: the VCPs exchange a digest of (id, μ, tags, encoding, caller)
@@ -42,7 +47,7 @@ from vcpd.services.ports import SecretEncoding
 
 from . import storage
 from .agreement import Agreement, agree, digest
-from .context import ProtocolContext, request_session, session_name, take_tuples
+from .context import ProtocolContext, agree_while_taking, request_session, session_name
 from .delivery import UPLOAD_TUPLES_PER_ELEMENT, deliver, tuples_for
 from .model import Tag, canonical_tags, encoding_to_wire
 
@@ -120,8 +125,6 @@ class Uploads:
         slot: _Pending | None = None
         if secret_id in self._pending:
             refusal = RequestError("conflict", f"an upload of secret {secret_id} is already in progress")
-        elif await ctx.store.read(storage.secret_exists, secret_id):
-            refusal = RequestError("conflict", f"a secret with id {secret_id} already exists")
         elif self._pending_elements() + count > MAX_PENDING_ELEMENTS:
             refusal = RequestError(
                 "conflict", "too many uploads are waiting for their commit on this VCP; retry in a few minutes"
@@ -129,23 +132,29 @@ class Uploads:
         else:
             slot = _Pending(request_id, caller, count, trio.current_time() + self._commit_timeout)
             self._pending[secret_id] = slot
+
+        async def verdict() -> RequestError | None:
+            if refusal is None and await ctx.store.read(storage.secret_exists, secret_id):
+                return RequestError("conflict", f"a secret with id {secret_id} already exists")
+            return refusal
+
+        counts = tuples_for(count, UPLOAD_TUPLES_PER_ELEMENT)
         error: RequestError | None = None
         try:
             async with request_session(ctx, session_name("begin", request_id, caller)) as session:
-                outcome = await agree(
+                outcome, tuples = await agree_while_taking(
+                    ctx,
                     session,
-                    refusal,
+                    verdict,
                     digest("begin", secret_id, request_id, count, caller),
                     mismatch=lambda: RequestError(
                         "bad-request", "the VCPs received different upload requests (id, count or client differ)"
                     ),
+                    take=(f"secrets.upload/{request_id}", counts) if refusal is None else None,
                 )
                 if isinstance(outcome, RequestError):
                     error = outcome  # raised after leaving the session: no abort notice needed
                 else:
-                    tuples = await take_tuples(
-                        ctx, f"secrets.upload/{request_id}", tuples_for(count, UPLOAD_TUPLES_PER_ELEMENT)
-                    )
                     all_masks = tuples["mask"][0]
                     masks, odo_masks = all_masks[0:count], all_masks[count : 3 * count]
                     shares = await deliver(
@@ -166,7 +175,9 @@ class Uploads:
                 self._pending.pop(secret_id, None)
             raise error
         assert slot is not None
-        slot.masks = masks
+        # Slices of the taken tuples are views: keep a copy of r alone (not the
+        # whole take) while the upload waits for its commit.
+        slot.masks = Shares(masks.values.copy(), masks.macs.copy())
         slot.deadline = trio.current_time() + self._commit_timeout
         self.begun += 1
         return {
@@ -174,7 +185,7 @@ class Uploads:
             "request_id": request_id,
             **shares.to_wire(),
             "expires_in": self._commit_timeout,
-            "tuples": tuples_for(count, UPLOAD_TUPLES_PER_ELEMENT),
+            "tuples": counts,
         }
 
     async def commit(

@@ -152,17 +152,30 @@ def pack_tuples(components: Sequence[Shares]) -> bytes:
     return out.tobytes()
 
 
-def unpack_tuples(field: PrimeField, kind: TupleKind, data: bytes) -> list[Shares]:
+def unpack_tuples(field: PrimeField, kind: TupleKind, data: bytes | Sequence[bytes]) -> list[Shares]:
     """The inverse of :func:`pack_tuples`: one :class:`Shares` per component.
+
+    ``data`` may also be a sequence of byte strings of whole tuples (the parts
+    of a take, as read from the store): each is copied once, straight into
+    the limb arrays, without joining them first.
 
     Raises:
         FieldError: the length is not a whole number of tuples, or a word ≥ p.
     """
-    if len(data) % kind.tuple_bytes:
-        raise FieldError(f"{len(data)} bytes are not a whole number of {kind.name} tuples")
-    n = len(data) // kind.tuple_bytes
-    grid = np.frombuffer(data, np.uint8).reshape(n, kind.arity, 2, ELEMENT_BYTES)
-    return [
-        Shares(field.from_bytes(grid[:, j, 0].tobytes()), field.from_bytes(grid[:, j, 1].tobytes()))
-        for j in range(kind.arity)
-    ]
+    chunks = [data] if isinstance(data, bytes | bytearray | memoryview) else list(data)
+    size = kind.tuple_bytes
+    if any(len(chunk) % size for chunk in chunks):
+        raise FieldError(f"{sum(len(c) for c in chunks)} bytes are not a whole number of {kind.name} tuples")
+    n = sum(len(chunk) for chunk in chunks) // size
+    # One (2, n) limb array per component and half (value, MAC): row 0 the low
+    # and row 1 the high 64 bits of each stored 16-byte LE word.
+    limbs = np.empty((kind.arity, 2, 2, n), np.uint64)
+    position = 0
+    for chunk in chunks:
+        k = len(chunk) // size
+        if not k:
+            continue
+        words = np.frombuffer(chunk, dtype="<u8").reshape(k, kind.arity, 2, 2)
+        limbs[:, :, :, position : position + k] = words.transpose(1, 2, 3, 0)
+        position += k
+    return [Shares(field.from_limbs(limbs[j, 0]), field.from_limbs(limbs[j, 1])) for j in range(kind.arity)]

@@ -24,6 +24,34 @@ Session ``"tuples.reserve:" + request_id``; steps:
   Any failure instead makes the leader leave the session with an error, which
   sends the abort notice.
 
+**Taking reservations** (:meth:`TupleStore.reserve_and_take`, for callers that
+take at once, as the secret store does) run the same session with one message.
+The leader chooses and records its ranges (rule 1) in a store write that also
+reads their shares and records them consumed; the ranges leave for the
+followers (``ranges`` with ``"take": true``) as soon as they are chosen, while
+that write goes on to its commit. Each follower checks and records them
+(rule 2) *and* takes them -- reads the shares and records them consumed -- in
+one store write. There is no ``verdict`` and no ``go``: a follower that refuses
+raises and its caller's session aborts on every VCP, so nobody uses a
+reservation that failed anywhere, and since every VCP records consumption
+durably before it returns the shares, whatever was reserved is burnt, never
+handed out again. A follower refuses a message whose ``take`` flag differs
+from its own call, so the two variants never mix under one request id. This
+takes three sequential store writes and two round trips off the latency path
+of every client request.
+
+Why the leader may send ranges before its write commits: what keeps a tuple
+from being used twice is that **every VCP records its own use of its own
+share durably before using it**, and that a follower never records a range
+overlapping one it recorded before (rule 2). Ranges are names, not shares:
+sending them reveals nothing. If the leader crashes before its commit, its
+cursor comes back behind ranges it already sent; when it assigns them again,
+the followers that recorded them refuse (rule 2) and that one request fails --
+the leader's own commit of it moves the cursor past them for good. No VCP
+ever uses its share of a tuple twice, which is what privacy needs; a VCP that
+used a tuple in a request the others did not join only sent openings masked
+by its own fresh share, and the session failed.
+
 This module must not import another service, vcpd.net, api, node or daemon.
 """
 
@@ -42,7 +70,7 @@ from vcpd.protocol.transport import Session
 from vcpd.services.ports import TUPLE_KINDS, Reservation, TupleRange
 
 from .kinds import KINDS, check_counts
-from .schema import close_ranges, discard_open, read_range
+from .schema import close_ranges, discard_open, read_range_parts
 
 __all__ = [
     "GO_TIMEOUT",
@@ -50,7 +78,9 @@ __all__ = [
     "SESSION_PREFIX",
     "VERDICT_TIMEOUT",
     "follow_reservation",
+    "follow_taking",
     "lead_reservation",
+    "lead_taking",
     "take_sync",
 ]
 
@@ -166,10 +196,11 @@ def _discard(conn: sqlite3.Connection, request_id: str) -> None:
     discard_open(conn, [request_id])
 
 
-def take_sync(conn: sqlite3.Connection, reservation: Reservation) -> dict[str, bytes]:
+def take_sync(conn: sqlite3.Connection, reservation: Reservation) -> dict[str, list[bytes]]:
     """Read a reservation's share bytes and record it consumed, in one transaction.
 
-    Returns kind -> the concatenated tuple bytes of its ranges, in order.
+    Returns kind -> the tuple bytes of its ranges, in order (one byte string
+    per chunk touched).
 
     Raises:
         VcpInternalError: the reservation is unknown, not open (taken or
@@ -188,15 +219,50 @@ def take_sync(conn: sqlite3.Connection, reservation: Reservation) -> dict[str, b
     ]
     if tuple(recorded) != reservation.ranges:
         raise VcpInternalError(f"reservation {rid} does not match the ranges this VCP recorded")
+    return _consume(conn, rid, recorded)
+
+
+def _consume(conn: sqlite3.Connection, request_id: str, ranges: list[TupleRange]) -> dict[str, list[bytes]]:
+    """Read the share bytes of an open reservation's ranges and record it consumed.
+
+    Runs inside the caller's transaction, which must have checked that the
+    reservation is open and that ``ranges`` are its recorded ranges. Returns
+    kind -> the bytes of its ranges in order, one string per chunk touched.
+    """
     parts: dict[str, list[bytes]] = {}
-    for r in recorded:
-        data = read_range(conn, r.job_id, r.offset, r.count, KINDS[r.kind].tuple_bytes)
-        parts.setdefault(r.kind, []).append(data)
+    for r in ranges:
+        parts.setdefault(r.kind, []).extend(
+            read_range_parts(conn, r.job_id, r.offset, r.count, KINDS[r.kind].tuple_bytes)
+        )
     conn.execute(
-        "UPDATE tuples_reservation SET state = 'consumed', closed = ? WHERE request_id = ?", (time.time(), rid)
+        "UPDATE tuples_reservation SET state = 'consumed', closed = ? WHERE request_id = ?", (time.time(), request_id)
     )
-    close_ranges(conn, [(r.job_id, r.count) for r in recorded], "consumed")
-    return {kind: b"".join(chunks) for kind, chunks in parts.items()}
+    close_ranges(conn, [(r.job_id, r.count) for r in ranges], "consumed")
+    return parts
+
+
+def _assign_and_consume(
+    conn: sqlite3.Connection,
+    request_id: str,
+    counts: dict[str, int],
+    announce: Callable[[list[TupleRange]], None],
+) -> tuple[list[TupleRange], dict[str, list[bytes]]] | tuple[str, int, int]:
+    """Leader of a taking reservation: choose and record ranges, announce them
+    (before the commit, see the module docstring), read them and record them
+    consumed -- all in one transaction."""
+    outcome = _assign(conn, request_id, counts)
+    if isinstance(outcome, tuple):
+        return outcome
+    announce(outcome)
+    return outcome, _consume(conn, request_id, outcome)
+
+
+def _record_and_consume(
+    conn: sqlite3.Connection, request_id: str, ranges: list[TupleRange]
+) -> dict[str, list[bytes]]:
+    """Follower of a taking reservation: rule 2's checks and record, then take, in one transaction."""
+    _record(conn, request_id, ranges)
+    return _consume(conn, request_id, ranges)
 
 
 # ----------------------------------------------------------------------- protocol
@@ -257,6 +323,8 @@ async def follow_reservation(
         raise SessionAborted(session.id, "the leader sent no ranges in time") from None
     try:
         leader_counts, ranges, exhausted = _parse_ranges(message)
+        if isinstance(message, dict) and message.get("take") is not None:
+            raise _Refused("the leader reserved and took at once but this VCP's caller takes later")
         if leader_counts != wanted:
             raise _Refused(f"the leader reserved {leader_counts} but this VCP's caller asked for {wanted}")
         if exhausted is not None:
@@ -281,6 +349,101 @@ async def follow_reservation(
             raise SessionAborted(session.id, "the leader gave no go-ahead in time") from None
         raise
     return Reservation(request_id, tuple(ranges))
+
+
+async def lead_taking(
+    session: Session, write: Writer, request_id: str, counts: Mapping[str, int]
+) -> tuple[Reservation, dict[str, list[bytes]]] | TuplesExhausted:
+    """The leader's side of :meth:`TupleStore.reserve_and_take` (see the module docstring).
+
+    One store write chooses and records the ranges (rule 1), hands them to this
+    task -- which sends them to the followers at once -- and goes on to read
+    the shares and record them consumed, then commits. So the followers check,
+    record and take while the leader does (see the module docstring for why
+    sending before the commit is safe). Returns the reservation with the share
+    bytes, or :class:`TuplesExhausted` rather than raising it, as
+    :func:`lead_reservation` does.
+    """
+    wanted = check_counts(counts)
+    peers = [p for p in range(session.n_parties) if p != session.party]
+    send, receive = trio.open_memory_channel[list[TupleRange]](1)
+    token = trio.lowlevel.current_trio_token()
+
+    def announce(ranges: list[TupleRange]) -> None:  # in the store's worker thread
+        trio.from_thread.run_sync(send.send_nowait, ranges, trio_token=token)
+
+    outcome: list[Any] = []
+
+    async def assign_and_take() -> None:
+        async with send:
+            outcome.append(await write(_assign_and_consume, request_id, wanted, announce))
+
+    sent = False
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(assign_and_take)
+            async with receive:
+                async for ranges in receive:
+                    payload = {
+                        "counts": wanted,
+                        "ranges": [[r.kind, r.job_id, r.offset, r.count] for r in ranges],
+                        "take": True,
+                    }
+                    await _to_all(peers, lambda p: session.send(p, "ranges", payload))
+                    sent = True
+    except _Refused as exc:
+        raise SessionAborted(session.id, str(exc)) from None
+    except BaseExceptionGroup as group:
+        refused = group.subgroup(_Refused)
+        if refused is not None:
+            raise SessionAborted(session.id, str(refused.exceptions[0])) from None
+        vcp_errors = group.subgroup(VcpError)
+        if vcp_errors is not None and len(group.exceptions) == 1:
+            raise vcp_errors.exceptions[0] from None
+        raise
+    result = outcome[0]
+    if isinstance(result, tuple) and len(result) == 3:
+        notice = {"counts": wanted, "exhausted": list(result), "take": True}
+        await _to_all(peers, lambda p: session.send(p, "ranges", notice), strict=False)
+        return TuplesExhausted(*result)
+    assert sent
+    ranges, raw = result
+    return Reservation(request_id, tuple(ranges)), raw
+
+
+async def follow_taking(
+    session: Session, write: Writer, request_id: str, counts: Mapping[str, int]
+) -> tuple[Reservation, dict[str, list[bytes]]] | TuplesExhausted:
+    """A follower's side of :meth:`TupleStore.reserve_and_take`: check, record and
+    take the leader's ranges in one store write; return them with the share bytes.
+
+    Raises:
+        SessionAborted: the leader's ranges or counts were refused, or none came
+            in time; nothing was recorded here.
+    """
+    wanted = check_counts(counts)
+    try:
+        with trio.fail_after(RANGES_TIMEOUT):
+            message = await session.receive(0, "ranges")
+    except trio.TooSlowError:
+        raise SessionAborted(session.id, "the leader sent no ranges in time") from None
+    try:
+        leader_counts, ranges, exhausted = _parse_ranges(message)
+        if not (isinstance(message, dict) and message.get("take") is True):
+            raise _Refused("the leader reserved without taking but this VCP's caller takes at once")
+        if leader_counts != wanted:
+            raise _Refused(f"the leader reserved {leader_counts} but this VCP's caller asked for {wanted}")
+        if exhausted is not None:
+            return TuplesExhausted(*exhausted)
+        if _sum_counts(ranges) != wanted:
+            raise _Refused("the leader's ranges do not add up to the requested counts")
+        raw: dict[str, list[bytes]] = await write(_record_and_consume, request_id, ranges)
+    except _Refused as exc:
+        refusal = {"ok": False, "reason": str(exc)}  # read only by a leader that waits for verdicts
+        with trio.move_on_after(GO_TIMEOUT):
+            await _to_all([0], lambda p: session.send(p, "verdict", refusal), strict=False)
+        raise SessionAborted(session.id, str(exc)) from None
+    return Reservation(request_id, tuple(ranges)), raw
 
 
 async def _discard_quietly(write: Writer, request_id: str) -> None:

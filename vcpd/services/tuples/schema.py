@@ -53,6 +53,7 @@ __all__ = [
     "job_rows",
     "prune_reservations",
     "read_range",
+    "read_range_parts",
     "recover",
     "store_chunk",
     "totals",
@@ -184,6 +185,13 @@ def read_range(conn: sqlite3.Connection, job_id: str, start: int, count: int, tu
     Raises:
         sqlite3.DatabaseError: chunks are missing (the store is corrupt).
     """
+    parts = read_range_parts(conn, job_id, start, count, tuple_bytes)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def read_range_parts(conn: sqlite3.Connection, job_id: str, start: int, count: int, tuple_bytes: int) -> list[bytes]:
+    """:func:`read_range` as one byte string per chunk touched, not joined
+    (a big take is then copied once, from these straight into limb arrays)."""
     end = start + count
     rows = conn.execute(
         "SELECT id, start, count FROM tuples_chunk WHERE job_id = ? AND start < ? AND start + count > ?"
@@ -202,7 +210,7 @@ def read_range(conn: sqlite3.Connection, job_id: str, start: int, count: int, tu
         position = chunk_start + hi
     if position != end:
         raise sqlite3.DatabaseError(f"job {job_id}: tuples {position}..{end} are missing from the store")
-    return b"".join(parts)
+    return parts
 
 
 def close_ranges(conn: sqlite3.Connection, ranges: Iterable[tuple[str, int]], column: str) -> None:

@@ -39,7 +39,14 @@ from vcpd.store import Store
 from . import schema
 from .kinds import KINDS, check_counts, check_id, kind_of, unpack_tuples
 from .mpspdz import build_header, parse_file
-from .reservation import SESSION_PREFIX, follow_reservation, lead_reservation, take_sync
+from .reservation import (
+    SESSION_PREFIX,
+    follow_reservation,
+    follow_taking,
+    lead_reservation,
+    lead_taking,
+    take_sync,
+)
 from .telemetry import DEFAULT_RATE_WINDOW, KindStock, RateMeter, StoredJob, TupleStoreStatistics
 
 __all__ = ["ACTIVATE_TIMEOUT", "RESERVATION_RETENTION", "TupleStore"]
@@ -169,6 +176,38 @@ class TupleStore:
             raise outcome
         return outcome
 
+    async def reserve_and_take(self, request_id: str, counts: Mapping[str, int]) -> dict[str, list[Shares]]:
+        """:meth:`reserve` and :meth:`take` in one step, for callers that take at once.
+
+        Every VCP calls this with the same request id and counts (never mixed
+        with :meth:`reserve` for one id) and gets its shares of the same
+        tuples, recorded consumed (durably) first. Followers record and take
+        in one store write, the leader sends its ranges as soon as it has
+        chosen them and does not wait for the followers (see
+        :mod:`.reservation`): a failure anywhere fails the caller's session
+        on every VCP, and the tuples are burnt either way.
+
+        Raises:
+            ValueError: a malformed id or counts (nothing is sent).
+            TuplesExhausted: too few tuples of a kind, on every VCP; nothing recorded.
+            SessionAborted, PeerUnavailable: the reservation failed; whatever
+                this VCP recorded for it is discarded or consumed, never reused.
+        """
+        check_id(request_id, "request id")
+        wanted = check_counts(counts)
+        if not wanted:
+            return {}
+        async with self._transport.session(SESSION_PREFIX + request_id) as session:
+            if self.is_leader:
+                outcome = await lead_taking(session, self._write, request_id, wanted)
+            else:
+                outcome = await follow_taking(session, self._write, request_id, wanted)
+        if isinstance(outcome, TuplesExhausted):
+            raise outcome
+        reservation, raw = outcome
+        self._rates.record(trio.current_time(), reservation.counts)
+        return await self._unpack(raw)
+
     async def take(self, reservation: Reservation) -> dict[str, list[Shares]]:
         """This VCP's shares of a reservation, recorded consumed (durably) first.
 
@@ -182,9 +221,12 @@ class TupleStore:
         """
         if not reservation.ranges:
             return {}
-        raw: dict[str, bytes] = await self._write(take_sync, reservation)
+        raw: dict[str, list[bytes]] = await self._write(take_sync, reservation)
         self._rates.record(trio.current_time(), reservation.counts)
-        if sum(len(data) for data in raw.values()) > UNPACK_IN_THREAD_BYTES:
+        return await self._unpack(raw)
+
+    async def _unpack(self, raw: dict[str, list[bytes]]) -> dict[str, list[Shares]]:
+        if sum(len(data) for parts in raw.values() for data in parts) > UNPACK_IN_THREAD_BYTES:
             return await trio.to_thread.run_sync(_unpack_all, self._field, raw)
         return _unpack_all(self._field, raw)
 
@@ -329,7 +371,7 @@ class TupleStore:
 # ---------------------------------------------------------------------- SQL (worker thread)
 
 
-def _unpack_all(field: PrimeField, raw: dict[str, bytes]) -> dict[str, list[Shares]]:
+def _unpack_all(field: PrimeField, raw: dict[str, list[bytes]]) -> dict[str, list[Shares]]:
     return {kind: unpack_tuples(field, KINDS[kind], raw[kind]) for kind in TUPLE_KINDS if kind in raw}
 
 

@@ -20,6 +20,7 @@ Not a test module: imported by the ``test_*`` files of this folder.
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+import numpy as np
 import trio
 from nacl.signing import SigningKey
 
@@ -82,6 +84,11 @@ class Dealer:
                 comps = [a, b, a * b]
             elif kind == "mask":
                 comps = [FIELD.random(count)]
+            elif kind == "bit":  # the non-linear operations' bounded randomness
+                comps = [FIELD.from_ints(np.frombuffer(os.urandom(count), np.uint8) & 1)]
+            elif kind == "square":
+                a = FIELD.random(count)
+                comps = [a, a * a]
             else:
                 raise AssertionError(f"unexpected tuple kind {kind}")
             shared = [share_vector(FIELD, c, self.alpha, self.n) for c in comps]
@@ -145,13 +152,14 @@ class Registry:
         self.results: dict[str, dict[int, Shares]] = {}
         self.result_tags: dict[str, dict[str, str | int]] = {}
         self.result_owner: dict[str, str] = {}
+        self.result_encoding: dict[str, SecretEncoding] = {}
         self._next = 0
 
-    def add(self, values: Sequence[int], owner: str, *, encoding: str = "int64") -> str:
+    def add(self, values: Sequence[int], owner: str, *, encoding: str = "int64", fraction_bits: int = 0) -> str:
         self._next += 1
         secret_id = f"00000000-0000-4000-8000-{self._next:012d}"
         shares = share_vector(FIELD, FIELD.from_ints(values), self.dealer.alpha, self.dealer.n)
-        self.secrets[secret_id] = StoredSecret(owner, shares, SecretEncoding(encoding))
+        self.secrets[secret_id] = StoredSecret(owner, shares, SecretEncoding(encoding, fraction_bits))
         return secret_id
 
     def value(self, secret_id: str) -> list[int]:
@@ -195,6 +203,7 @@ class FakeSecrets:
         self.registry.results.setdefault(secret_id, {})[self.party] = shares
         self.registry.result_tags[secret_id] = dict(tags)
         self.registry.result_owner[secret_id] = owner_key
+        self.registry.result_encoding[secret_id] = encoding
         return secret_id
 
 

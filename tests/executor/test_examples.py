@@ -80,15 +80,11 @@ async def test_the_ephemeral_reveal_program_prints_and_returns_the_sum(tmp_path:
         assert result.log == ("Result is 222",)
 
 
-async def test_the_millionaires_program_runs_up_to_the_comparison(tmp_path: Path) -> None:
+async def test_the_millionaires_program_runs_unchanged(tmp_path: Path) -> None:
     async with open_exec_vc(tmp_path, 2) as vc:
-        with pytest.raises(RequestError) as info:
-            await run(vc, MILLIONAIRES, [[10], [20]])
-        assert info.value.code == "program-error"
-        assert (
-            info.value.message
-            == "line 10: comparisons of secret values are not supported yet (they arrive with the comparison protocols)"
-        )
+        for first, second, richer in ((10, 20, 1), (20, 10, 0), (15, 15, 0), (-(2**63), 2**63 - 1, 1)):
+            result = await run(vc, MILLIONAIRES, [[first], [second]])
+            assert vc.registry.value(result.secrets[0]) == [richer]  # a secret 0/1
 
 
 async def test_sum_of_many_secrets(tmp_path: Path) -> None:

@@ -1,11 +1,19 @@
 """The executor service: runs client MPC programs in a sandbox (DESIGN §6).
 
 * :mod:`.sandbox` / :mod:`.budget` -- the restricted language and its limits;
-* :mod:`.graph`, :mod:`.engine` -- the lazy, round-merging SPDZ engine;
+* :mod:`.graph`, :mod:`.engine`, :mod:`.schedule` -- the lazy, round-merging
+  SPDZ engine (one exact tuple reservation per flush);
+* :mod:`.nonlinear_ops`, :mod:`.integers`, :mod:`.secret_ops` -- comparisons,
+  shifts, divisions, bits and randomness as engine nodes running the protocols
+  of :mod:`vcpd.protocol.nonlinear`, with MP-SPDZ's (and Python's floor
+  division) semantics;
+* :mod:`.fixed`, :mod:`.fixed_public` -- ``sfix`` and ``cfix`` (error bounds
+  in :mod:`.fixed`);
 * :mod:`.context` -- one run's state, and the sealing that keeps runs apart;
 * :mod:`.types`, :mod:`.public`, :mod:`.containers`, :mod:`.matrix`,
-  :mod:`.library` -- MP-SPDZ's program API (``sint``, ``cint``, ``regint``,
-  ``Array``, ``Matrix``, ``print_ln``, ``for_range``, the socket shims...);
+  :mod:`.library` -- MP-SPDZ's program API (``sint``, ``sintbit``, ``cint``,
+  ``regint``, ``sfix``, ``cfix``, ``Array``, ``Matrix``, ``print_ln``,
+  ``for_range``, the socket shims...);
 * :mod:`.runner` -- one execution on this VCP, with every other VCP;
 * :mod:`.executions`, :mod:`.records` -- the :class:`Executor` service and
   its records in the store (owner ``executor``).

@@ -27,9 +27,26 @@ from vcpd.math import FieldArray
 
 from .context import ProgramContext, Sealed, current, to_index, unsupported, vector_size
 from .graph import Node
-from .types import as_node, cint, public_value, regint, secret_vector, sint
+from .types import cint, public_value, regint, secret_vector, sint
 
 __all__ = ["Array", "array_value_type", "vector_length", "wrap_vector"]
+
+
+def _has_fixed(values: object) -> bool:
+    from .fixed import cfix, sfix  # noqa: PLC0415
+
+    if isinstance(values, sfix):
+        return True
+    if isinstance(values, Array):
+        return values._type is sfix
+    return isinstance(values, list | tuple) and any(isinstance(v, sfix | cfix) for v in values)
+
+
+def _fixed_raw(ctx: ProgramContext, values: object) -> Node:
+    from .fixed import raw_node  # noqa: PLC0415
+
+    f, k = ctx.fixed
+    return raw_node(ctx, values, f, k)
 
 _TYPES = (sint, cint, regint)
 
@@ -39,11 +56,17 @@ def wrap_vector(ctx: ProgramContext, vector: Node | FieldArray) -> sint | cint:
     return sint._make(ctx, vector) if isinstance(vector, Node) else cint._of(ctx, vector)
 
 
-def array_value_type(value_type: object) -> type:
-    if value_type not in _TYPES:
+def array_value_type(value_type: object, *, fixed: bool = False) -> type:
+    if value_type not in _TYPES and not (fixed and value_type is _sfix()):
         name = getattr(value_type, "__name__", type(value_type).__name__)
         raise unsupported(f"containers of {name}")
     return value_type
+
+
+def _sfix() -> type:
+    from .fixed import sfix  # noqa: PLC0415 - fixed point builds on the containers' types
+
+    return sfix
 
 
 def vector_length(vector: Node | FieldArray) -> int:
@@ -59,7 +82,7 @@ class Array(metaclass=Sealed):
         ctx = current()
         self._ctx = ctx
         self._length = vector_size(length, "an Array's length")
-        self._type = array_value_type(value_type)
+        self._type = array_value_type(value_type, fixed=True)
         self._base: Node | FieldArray | cint | None = None  # None: all zeros; cint: a pending reveal
         self._patch: dict[int, Any] = {}  # position -> Node (secret) or public object
         ctx.budget.tick()
@@ -75,6 +98,8 @@ class Array(metaclass=Sealed):
     def create_from(cls, values: object) -> Array:
         """An Array holding ``values`` (a list, a vector or another Array)."""
         ctx = current()
+        if _has_fixed(values):
+            return cls._from_vector(ctx, _fixed_raw(ctx, values), _sfix())
         vector = secret_vector(ctx, values)
         if isinstance(vector, Node):
             value_type: type = sint
@@ -102,7 +127,20 @@ class Array(metaclass=Sealed):
 
     @property
     def _secret(self) -> bool:
-        return self._type is sint
+        return self._type is sint or self._type is _sfix()
+
+    def _wrap(self, node: Node) -> Any:
+        """A secret vector of this array as the program sees it (sint, or sfix of raw values)."""
+        if self._type is sint:
+            return sint._make(self._ctx, node)
+        f, k = self._ctx.fixed
+        return _sfix()._make(self._ctx, node, f, k)
+
+    def _secret_values(self, value: object) -> Node | FieldArray:
+        """Values to store, as a vector (raw fixed-point integers for an sfix Array)."""
+        if self._type is sint:
+            return secret_vector(self._ctx, value)
+        return _fixed_raw(self._ctx, value)
 
     # -- storage ----------------------------------------------------------------
     def _vector(self) -> Node | FieldArray:
@@ -143,9 +181,9 @@ class Array(metaclass=Sealed):
         item = self._patch.get(i)
         if self._secret:
             if item is not None:
-                return sint._make(ctx, item)
+                return self._wrap(item)
             node = self._base if isinstance(self._base, Node) else ctx.zeros(self._length)
-            return sint._make(ctx, ctx.engine.element(node, i))
+            return self._wrap(ctx.engine.element(node, i))
         if item is None:
             base = self._base
             item = base[i] if isinstance(base, cint) else cint._of(ctx, base[i]) if isinstance(base, FieldArray) else 0
@@ -156,7 +194,8 @@ class Array(metaclass=Sealed):
     def _store(self, i: int, value: object) -> None:
         ctx = self._ctx
         if self._secret:
-            node = as_node(ctx, value)
+            values = self._secret_values(value)
+            node = values if isinstance(values, Node) else ctx.engine.constant(values)
             if node.length != 1:
                 raise ProgramError(f"cannot store a vector of {node.length} in one Array element", rule="runtime")
             self._patch[i] = node
@@ -182,7 +221,7 @@ class Array(metaclass=Sealed):
                 raise ProgramError("an empty slice of an Array", rule="runtime")
             self._ctx.budget.charge(len(positions))
             if isinstance(vector, Node):
-                return sint._make(self._ctx, self._ctx.engine.select(vector, index))
+                return self._wrap(self._ctx.engine.select(vector, index))
             return cint._of(self._ctx, vector[index])
         return self._element(self._check_index(index))
 
@@ -202,7 +241,7 @@ class Array(metaclass=Sealed):
 
     def _assign_positions(self, positions: np.ndarray, values: object) -> None:
         ctx, n, k = self._ctx, self._length, len(positions)
-        vector = secret_vector(ctx, values)
+        vector = self._secret_values(values) if self._secret else secret_vector(ctx, values)
         if vector_length(vector) == 1 and k > 1:
             vector = (
                 ctx.engine.repeat(vector, k) if isinstance(vector, Node) else ctx.field.constant(vector.to_ints()[0], k)
@@ -243,7 +282,10 @@ class Array(metaclass=Sealed):
 
     def assign(self, values: object, base: int = 0) -> None:
         """Set elements from ``base`` on to ``values`` (a list, vector or Array)."""
-        k = vector_length(secret_vector(self._ctx, values)) if not isinstance(values, Array) else len(values)
+        if isinstance(values, Array):
+            k = len(values)
+        else:
+            k = vector_length(self._secret_values(values) if self._secret else secret_vector(self._ctx, values))
         start = operator.index(base)
         if start < 0 or start + k > self._length:
             raise ProgramError(f"cannot assign {k} values at {start} to an Array of {self._length}", rule="runtime")
@@ -255,10 +297,12 @@ class Array(metaclass=Sealed):
         """Set every element to one value."""
         self._assign_positions(np.arange(self._length, dtype=np.int64), value)
 
-    def reveal(self) -> Array:
-        """A public Array of the values (MAC-checked when first used)."""
+    def reveal(self) -> Any:
+        """A public Array of the values (MAC-checked when first used); for sfix a cfix vector."""
         if not self._secret:
             return self
+        if self._type is not sint:
+            return self._wrap(self._secret_vector()).reveal()
         opened = sint._make(self._ctx, self._secret_vector()).reveal()  # forced on first use
         array = object.__new__(Array)
         array._ctx, array._length, array._type = self._ctx, self._length, cint
@@ -276,11 +320,13 @@ class Array(metaclass=Sealed):
         vector = self._vector()
         self._ctx.budget.charge(self._length)
         if isinstance(vector, Node):
-            return sint._make(self._ctx, self._ctx.engine.total(vector))
+            return self._wrap(self._ctx.engine.total(vector))
         return cint._of(self._ctx, self._ctx.field.from_ints([vector.sum()]))
 
     def dot(self, other: object) -> Any:
-        """Σ self_i·other_i (see ``sint.dot_product``)."""
+        """Σ self_i·other_i (see ``sint.dot_product``, ``sfix.dot_product``)."""
+        if self._type is not sint and self._secret:
+            return self._type.dot_product(self, other)
         return sint.dot_product(self, other)
 
     def same_shape(self) -> Array:
@@ -301,6 +347,8 @@ class Array(metaclass=Sealed):
             return NotImplemented  # type: ignore[no-any-return]
         if isinstance(result, sint):
             return Array._from_vector(self._ctx, result._node, sint)
+        if isinstance(result, _sfix()):
+            return Array._from_vector(self._ctx, result._v, _sfix())
         return Array._from_vector(self._ctx, result._get(), cint if self._type is cint else self._type)
 
     def __add__(self, other: object) -> Array:

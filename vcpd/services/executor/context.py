@@ -39,6 +39,9 @@ from .engine import Engine
 from .graph import Node
 
 __all__ = [
+    "DEFAULT_BIT_LENGTH",
+    "DEFAULT_FIXED",
+    "DEFAULT_SECURITY",
     "MAX_LOG_BYTES",
     "MAX_LOG_LINES",
     "MAX_OUTPUTS",
@@ -62,6 +65,12 @@ MAX_OUTPUTS: Final = 64
 MAX_OUTPUT_LENGTH: Final = 1_000_000
 """Elements in one output (the secret store's largest secret)."""
 LOG_TRUNCATED: Final = "[vcpd: program output truncated]"
+DEFAULT_BIT_LENGTH: Final = 64
+"""Bit length of secret integers (MP-SPDZ's default ``program.bit_length``)."""
+DEFAULT_SECURITY: Final = 40
+"""Statistical security κ of the masking protocols (MP-SPDZ's default)."""
+DEFAULT_FIXED: Final = (16, 31)
+"""(f, k) of sfix: MP-SPDZ's default ``sfix.set_precision(16, 31)``."""
 
 
 def to_index(x: object) -> int:
@@ -150,10 +159,16 @@ class Sealed(type):
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """One ``write_to_socket`` call: a secret vector, or public values."""
+    """One ``write_to_socket`` call: a secret vector, or public values.
+
+    ``fraction_bits`` is set by ``sfix.write_to_socket``: the output is stored
+    with the ``fixed`` encoding and f fractional bits. Otherwise None, and
+    the output keeps the inputs' encoding (see ``runner``).
+    """
 
     node: Node | None
     public: FieldArray | None
+    fraction_bits: int | None = None
 
     @property
     def length(self) -> int:
@@ -170,10 +185,29 @@ class ProgramContext:
         engine: the lazy engine of this execution.
         budget: the step budget; library code charges one step per element.
         inputs: every input secret's shares, concatenated in input order (or None).
+        encodings: per input secret, (number of elements, encoding kind,
+            fraction bits) -- how ``sfix.read_from_socket`` reads them.
+
+    Attributes:
+        bit_length: k, the bit length of secret integers (``program.set_bit_length``).
+        security: κ, the statistical security parameter (``program.set_security``).
+        fixed: (f, k) of sfix (``sfix.set_precision``).
+        fixed_inputs: whether the program read inputs as sfix.
     """
 
-    def __init__(self, engine: Engine, budget: Budget, inputs: Node | None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        budget: Budget,
+        inputs: Node | None,
+        encodings: list[tuple[int, str, int]] | None = None,
+    ) -> None:
         self.engine = engine
+        self.encodings = list(encodings or [])
+        self.bit_length = DEFAULT_BIT_LENGTH
+        self.security = DEFAULT_SECURITY
+        self.fixed = DEFAULT_FIXED
+        self.fixed_inputs = False
         self.budget = budget
         self.field: PrimeField = engine.field
         self._inputs = inputs
@@ -197,6 +231,16 @@ class ProgramContext:
     @property
     def inputs_read(self) -> int:
         return self._cursor
+
+    def input_encodings(self, start: int, n: int) -> list[tuple[int, int, str, int]]:
+        """The input secrets covering elements [start, start+n): (first, count, kind, f) each."""
+        out, offset = [], 0
+        for length, kind, bits in self.encodings:
+            lo, hi = max(start, offset), min(start + n, offset + length)
+            if lo < hi:
+                out.append((lo - start, hi - lo, kind, bits))
+            offset += length
+        return out
 
     def read_inputs(self, n: int) -> tuple[Node, int]:
         """The next ``n`` input elements: (the input vector, first position)."""

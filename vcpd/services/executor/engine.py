@@ -5,15 +5,21 @@ A program never computes on shares directly: every secret operation adds a
 until a value is needed -- a reveal whose result Python looks at, an output,
 or the end of the program. Then :meth:`Engine.flush`:
 
-1. finds every pending multiplication and requested opening, and gives each a
-   **multiplicative depth** (linear nodes add nothing; a product adds one);
-2. **counts the tuples** the whole batch needs and reserves them in **one**
-   reservation (one triple per multiplied element);
-3. runs one network round per depth: all products of that depth, merged into
-   one vector Beaver product, plus every opening that becomes possible at that
-   depth, go out in **one** ``open_many`` round -- so 1,000 independent
-   products written as a Python loop cost one round, and a product of two
-   10^6-element arrays is one vector operation;
+1. finds every pending multiplication, non-linear operation (a comparison,
+   truncation, division... run as a round program of
+   :mod:`vcpd.protocol.nonlinear`) and requested opening, and gives each the
+   round in which it can start (linear nodes add nothing; a product adds
+   one round, a non-linear operation its own number of rounds);
+2. **counts the tuples** the whole batch needs (one triple per multiplied
+   element, plus the exact ``needs`` of every non-linear operation) and
+   reserves them in **one** reservation;
+3. runs the rounds: all products starting in a round are one vector Beaver
+   product, like non-linear operations starting together are one vector
+   program, and every opening of every program, product and reveal of that
+   round goes out in **one** ``open_many`` -- so 1,000 independent products
+   (or comparisons) written as a Python loop cost the rounds of one, and a
+   product of two 10^6-element arrays is one vector operation
+   (:mod:`.schedule` has the details);
 4. runs the batched MAC check (through the :class:`Channel`, i.e. the
    :class:`~vcpd.protocol.OnlineParty`) before any revealed value is handed
    back.
@@ -31,8 +37,8 @@ Threading: an engine belongs to the worker thread that runs the program. The
 channel calls :func:`trio.from_thread.run`).
 
 This module must not import any vcpd module other than :mod:`vcpd.errors`,
-:mod:`vcpd.math` and its sibling :mod:`.graph` (never net, api, node, daemon
-or another service). It logs nothing, and keeps the MAC key share in a
+:mod:`vcpd.math` and its siblings :mod:`.graph` and :mod:`.schedule` (never
+net, api, node, daemon or another service). It logs nothing, and keeps the MAC key share in a
 ``_``-prefixed attribute.
 """
 
@@ -54,6 +60,7 @@ from .graph import (
     LEAF,
     MUL,
     NEG,
+    PROTO,
     SCALE,
     SEGMENT_SUM,
     SELECT,
@@ -61,15 +68,16 @@ from .graph import (
     SUM,
     Channel,
     EngineStatistics,
+    LocalParty,
     Node,
     Opening,
+    RoundOp,
     bump,
     contiguous,
-    depths,
     same_length,
     segment_sums,
-    window,
 )
+from .schedule import FlushRunner, plan
 
 __all__ = ["MAC_CHECK_THRESHOLD", "SCALAR_CACHE_LIMIT", "TRIPLE", "Engine"]
 
@@ -104,6 +112,8 @@ class Engine:
         self._alpha = alpha_share % field.p
         self._channel = channel
         self._muls: list[Node] = []
+        self._protos: list[Node] = []
+        self._local = LocalParty(field, party, self._alpha)
         self._openings: list[Opening] = []
         self._stats = EngineStatistics()
         self._scalar_cache: dict[int, tuple[Shares, list[int], list[int]]] = {}
@@ -122,8 +132,8 @@ class Engine:
 
     @property
     def pending(self) -> int:
-        """Multiplication nodes waiting for the next flush."""
-        return len(self._muls)
+        """Multiplication and non-linear nodes waiting for the next flush."""
+        return len(self._muls) + len(self._protos)
 
     # ------------------------------------------------------------ building the graph
 
@@ -205,6 +215,17 @@ class Engine:
         self._muls.append(node)
         return node
 
+    def nonlinear(self, op: RoundOp, inputs: Sequence[Node], n: int) -> Node:
+        """A non-linear operation on n-element inputs (or none): ``op.rows``·n
+        elements, at the next flush, merged with every like operation that
+        can start in the same round (see :mod:`.schedule`)."""
+        for node in inputs:
+            if node.length != n:
+                raise VcpInternalError("non-linear operands of different lengths")
+        node = Node(PROTO, tuple(inputs), op.rows * n, op)
+        self._protos.append(node)
+        return node
+
     def open(self, node: Node) -> Opening:
         """Ask for ``node`` to be revealed at the next flush (merged with others)."""
         opening = Opening(node)
@@ -233,7 +254,7 @@ class Engine:
             node = stack.pop()
             if node.value is not None or id(node) in seen:
                 continue
-            if node.kind == MUL:
+            if node.kind in (MUL, PROTO):
                 return True
             seen.add(id(node))
             stack.extend(node.inputs)
@@ -242,54 +263,33 @@ class Engine:
     # ------------------------------------------------------------ scheduling
 
     def flush(self, *, check: bool = False) -> None:
-        """Run every pending product and opening, merged by depth; then MAC-check.
+        """Run every pending product, non-linear operation and opening, merged
+        into as few rounds as they allow (:mod:`.schedule`); then MAC-check.
 
         Args:
             check: run the MAC check even if nothing is revealed (before outputs).
         """
         muls, self._muls = self._muls, []
+        protos, self._protos = self._protos, []
         openings, self._openings = [o for o in self._openings if o.value is None], []
-        if not muls and not openings:
+        if not muls and not protos and not openings:
             if check:
                 self._mac_check()
             return
-        depth = depths([*muls, *(o.node for o in openings)])
-        rounds: dict[int, tuple[list[Node], list[Opening]]] = {}
-        for node in muls:
-            rounds.setdefault(depth[id(node)], ([], []))[0].append(node)
-        for opening in openings:  # an opening goes out in the round after its value is ready
-            rounds.setdefault(depth[id(opening.node)] + 1, ([], []))[1].append(opening)
-        triples = sum(node.length for node in muls)
-        components: Sequence[Shares] = ()
-        stats = self._stats
-        if triples:
-            components = self._channel.reserve({TRIPLE: triples})[TRIPLE]
-            if len(components) != 3 or any(len(c) != triples for c in components):
-                raise VcpInternalError("the tuple source returned the wrong number of triples")
-        offset = 0
-        opened_values: list[tuple[Opening, FieldArray]] = []
-        for level in sorted(rounds):
-            round_muls, round_openings = rounds[level]
-            parts: list[Shares] = []
-            prepared = None
-            if round_muls:
-                n = sum(node.length for node in round_muls)
-                x = self._join([self._evaluate(node.inputs[0]) for node in round_muls])
-                y = self._join([self._evaluate(node.inputs[1]) for node in round_muls])
-                triple = [window(c, offset, n, triples) for c in components]
-                offset += n
-                prepared = self._channel.prepare_mul(x, y, triple)
-                parts.append(prepared.to_open)
-            parts.extend(self._evaluate(o.node) for o in round_openings)
-            opened = self._channel.open_many(parts)
-            if prepared is not None:
-                self._split(prepared.finish(opened[0]), round_muls)
-                opened = opened[1:]
-            opened_values.extend(zip(round_openings, opened, strict=True))
-            stats = bump(stats, rounds=1, mul_rounds=1 if round_muls else 0)
+        work = plan(muls, protos, openings)
+        runner = FlushRunner(self._channel, self._local, self._evaluate, self._join, self._split)
+        totals, opened_values = runner.run(work)
         revealed = sum(len(v) for _, v in opened_values)
         self._stats = bump(
-            stats, flushes=1, multiplications=triples, reveals=revealed, reservations=1 if triples else 0
+            self._stats,
+            flushes=1,
+            rounds=totals.rounds,
+            mul_rounds=totals.mul_rounds,
+            multiplications=work.triples,
+            nonlinear=work.nonlinear,
+            reveals=revealed,
+            reservations=1 if totals.reserved else 0,
+            reserve_s=totals.reserve_s,
         )
         if openings or check or self._channel.pending_checks() >= MAC_CHECK_THRESHOLD:
             self._mac_check()
@@ -316,7 +316,7 @@ class Engine:
                 continue
             missing = [i for i in node.inputs if i.value is None]
             if missing:
-                if node.kind == MUL:
+                if node.kind in (MUL, PROTO):
                     raise VcpInternalError("a product was evaluated before its round")
                 stack.extend(missing)
                 continue

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any, Final, NamedTuple, Protocol
 
 from vcpd.errors import VcpInternalError
-from vcpd.math import FieldArray, Shares
+from vcpd.math import FieldArray, PrimeField, Shares
 
 __all__ = [
     "ADD",
+    "PROTO",
     "ADD_PUBLIC",
     "CONCAT",
     "KIND_NAMES",
@@ -33,19 +34,23 @@ __all__ = [
     "SUM",
     "Channel",
     "EngineStatistics",
+    "LocalParty",
     "Node",
     "Opening",
     "PreparedMul",
+    "RoundOp",
     "bump",
     "contiguous",
     "depths",
+    "ready_rounds",
     "same_length",
     "segment_sums",
     "window",
 ]
 
-# Node kinds. LEAF nodes are born with a value; MUL consumes triples; the rest are linear.
-LEAF, ADD, SUB, NEG, SCALE, ADD_PUBLIC, SELECT, CONCAT, SUM, SEGMENT_SUM, MUL = range(11)
+# Node kinds. LEAF nodes are born with a value; MUL consumes triples; PROTO runs a
+# round program (a non-linear protocol, see ``RoundOp``); the rest are linear.
+LEAF, ADD, SUB, NEG, SCALE, ADD_PUBLIC, SELECT, CONCAT, SUM, SEGMENT_SUM, MUL, PROTO = range(12)
 KIND_NAMES: Final = (
     "leaf",
     "add",
@@ -58,6 +63,7 @@ KIND_NAMES: Final = (
     "sum",
     "segment-sum",
     "mul",
+    "nonlinear",
 )
 
 
@@ -108,6 +114,72 @@ class PreparedMul(NamedTuple):
     finish: Callable[[FieldArray], Shares]
 
 
+class RoundOp(Protocol):
+    """A non-linear operation the engine runs as a round program (a ``PROTO`` node's ``arg``).
+
+    Nodes whose ops have equal ``key`` and that can start in the same round
+    are merged into one vector program (their inputs concatenated), so the
+    op's tuple counts must be additive in n and its rounds independent of n.
+
+    Attributes:
+        key: what makes two nodes mergeable (operation and parameters).
+        rounds: opening rounds the program takes (the same for every n).
+        rows: output rows per input element (a bit decomposition has k).
+    """
+
+    key: Any
+    rounds: int
+    rows: int
+
+    def needs(self, n: int) -> Mapping[str, int]:
+        """The tuples (per kind) the program draws for n elements."""
+        ...
+
+    def program(self, local: LocalParty, inputs: Sequence[Shares], material: Any, n: int) -> Any:
+        """A round-program generator over ``inputs`` (n elements each; none for randomness)."""
+        ...
+
+
+class LocalParty:
+    """The local operations of ``OnlineParty`` that round programs use (no network).
+
+    Non-linear programs add public constants and build constant shares; the
+    engine hands them this instead of the real online party, whose network
+    steps it drives itself. Keeps the MAC key share behind ``_`` names.
+    """
+
+    __slots__ = ("_alpha", "_field", "_party")
+
+    def __init__(self, field: PrimeField, party: int, alpha_share: int) -> None:
+        self._field = field
+        self._party = party
+        self._alpha = alpha_share
+
+    def __repr__(self) -> str:
+        return f"<LocalParty party={self._party}>"
+
+    @property
+    def field(self) -> PrimeField:
+        return self._field
+
+    @property
+    def party(self) -> int:
+        return self._party
+
+    def constant(self, c: FieldArray | int, length: int | None = None) -> Shares:
+        """Shares of a public vector (an int needs ``length``)."""
+        if not isinstance(c, FieldArray):
+            if length is None:
+                raise VcpInternalError("constant(int) needs a length")
+            c = self._field.constant(c, length)
+        own = c if self._party == 0 else self._field.zeros(len(c))
+        return Shares(own, c * self._alpha)
+
+    def add_public(self, x: Shares, c: FieldArray | int) -> Shares:
+        """x + c for public c."""
+        return x.add_public(c, self._party, self._alpha)
+
+
 class Channel(Protocol):
     """The engine's blocking access to the other VCPs (called from the worker thread)."""
 
@@ -140,9 +212,13 @@ class EngineStatistics:
         flushes: flushes that did any network work.
         rounds: opening rounds the engine ran (multiplications and reveals merged).
         mul_rounds: rounds that carried multiplications.
-        multiplications: elements multiplied (= triples used).
+        multiplications: elements multiplied by the program's products (one
+            triple each; non-linear operations draw more, see the tuples used).
+        nonlinear: elements that went through non-linear operations
+            (comparisons, truncations, divisions, random bits...).
         reveals: elements revealed (opened for the program, MAC-checked).
         reservations: tuple reservations made (at most one per flush).
+        reserve_s: seconds spent reserving and taking those tuples.
         mac_checks: MAC checks the engine asked for.
     """
 
@@ -150,8 +226,10 @@ class EngineStatistics:
     rounds: int = 0
     mul_rounds: int = 0
     multiplications: int = 0
+    nonlinear: int = 0
     reveals: int = 0
     reservations: int = 0
+    reserve_s: float = 0.0
     mac_checks: int = 0
 
 
@@ -161,7 +239,7 @@ def same_length(a: Node, b: Node) -> int:
     return a.length
 
 
-def bump(stats: EngineStatistics, **deltas: int) -> EngineStatistics:
+def bump(stats: EngineStatistics, **deltas: float) -> EngineStatistics:
     return EngineStatistics(**{k: getattr(stats, k) + deltas.get(k, 0) for k in EngineStatistics.__slots__})
 
 
@@ -190,6 +268,42 @@ def depths(roots: Sequence[Node]) -> dict[int, int]:
                 continue
             base = max((memo[id(i)] for i in node.inputs), default=0)
             memo[key] = base + 1 if node.kind == MUL else base
+            stack.pop()
+    return memo
+
+
+def ready_rounds(roots: Sequence[Node]) -> dict[int, int]:
+    """The round after which each unevaluated node under ``roots`` is known (by id).
+
+    0 means before the first round (inputs, constants, anything linear in
+    them). A product of operands known after round r goes out in round r and
+    is known after r + 1; a ``PROTO`` node starts in round r (when its inputs
+    are known) and is known after r + ``rounds``. Ready nodes count as 0.
+    For products alone this is the multiplicative depth (:func:`depths`).
+    """
+    memo: dict[int, int] = {}
+    for root in roots:
+        stack = [root]
+        while stack:
+            node = stack[-1]
+            key = id(node)
+            if key in memo:
+                stack.pop()
+                continue
+            if node.value is not None:
+                memo[key] = 0
+                stack.pop()
+                continue
+            missing = [i for i in node.inputs if id(i) not in memo]
+            if missing:
+                stack.extend(missing)
+                continue
+            base = max((memo[id(i)] for i in node.inputs), default=0)
+            if node.kind == MUL:
+                base += 1
+            elif node.kind == PROTO:
+                base += node.arg.rounds
+            memo[key] = base
             stack.pop()
     return memo
 

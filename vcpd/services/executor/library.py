@@ -1,15 +1,17 @@
 """The namespace a vcpd program runs in: MP-SPDZ's high-level API.
 
 :func:`build_namespace` returns, for one execution, the names an MP-SPDZ
-program expects -- ``sint``, ``cint``, ``regint``, ``Array``, ``Matrix``,
-``MultiArray``, ``MemValue``, ``print_ln``, ``for_range`` and friends,
-``if_else``, ``tree_reduce``, ``sum`` and the socket shims (``listen``,
+program expects -- ``sint``, ``sintbit``, ``cint``, ``regint``, ``sfix``,
+``cfix``, ``Array``, ``Matrix``, ``MultiArray``, ``MemValue``, ``program``
+(``set_bit_length``, ``set_security``), ``print_ln``, ``for_range`` and
+friends, ``if_else``, ``tree_reduce``, ``sum``, ``min``/``max`` (secret
+comparisons for secrets, the builtins otherwise) and the socket shims (``listen``,
 ``acceptclientconnection``, ``listen_for_clients``,
 ``accept_client_connection``), with which the Ephemeral README program and the
 millionaires program run unchanged. Loops are real Python loops that call the
 body with the index (as ``regint``); the lazy engine merges their independent
-products into one round, so nothing needs unrolling. Names from MP-SPDZ that
-vcpd does not run yet (``sfix``, ``sfloat``...) exist and raise a clear
+products (and comparisons...) into shared rounds, so nothing needs unrolling.
+Names from MP-SPDZ that vcpd does not run yet (``sfloat``, ``sgf2n``...) exist and raise a clear
 ``ProgramError`` when used.
 
 The free functions are bound methods of a per-execution :class:`Library`,
@@ -21,6 +23,7 @@ This module must not import any vcpd module other than :mod:`vcpd.errors`,
 
 from __future__ import annotations
 
+import builtins
 import operator
 from collections.abc import Callable, Iterable
 from typing import Any, Final
@@ -31,11 +34,16 @@ from .budget import Guard
 from .containers import Array
 from .context import ProgramContext, Sealed, to_index, unsupported
 from .matrix import Matrix, MemValue, MultiArray
-from .types import SECRET_PLACEHOLDER, cint, regint, sint
+from .fixed import cfix, sfix
+from .nonlinear_ops import check_lengths
+from .types import SECRET_PLACEHOLDER, cint, regint, sint, sintbit
 
-__all__ = ["UNSUPPORTED_NAMES", "Library", "build_namespace", "format_line"]
+__all__ = ["MIN_SECURITY", "UNSUPPORTED_NAMES", "Library", "build_namespace", "format_line"]
 
-UNSUPPORTED_NAMES: Final = ("sfix", "cfix", "sfloat", "cfloat", "sgf2n", "cgf2n", "sbit", "sbitint", "sbitvec")
+MIN_SECURITY: Final = 40
+"""The smallest statistical security parameter a program may choose."""
+
+UNSUPPORTED_NAMES: Final = ("sfloat", "cfloat", "sgf2n", "cgf2n", "sbit", "sbitint", "sbitvec")
 """MP-SPDZ types a program may name but not use yet."""
 
 
@@ -58,15 +66,37 @@ class _Unsupported(metaclass=Sealed):
 
 
 class _ProgramOptions(metaclass=Sealed):
-    """MP-SPDZ's ``program`` object: compiler options, accepted and ignored."""
+    """MP-SPDZ's ``program`` object: the bit length and security of secret
+    integers; the other compiler options are accepted and ignored."""
 
-    __slots__ = ()
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx: ProgramContext) -> None:
+        self._ctx = ctx
 
     def set_bit_length(self, bits: int) -> None:
-        operator.index(bits)
+        """k: secret integers are signed k-bit values (comparisons use k+1 bits)."""
+        k = operator.index(bits)
+        if k < 1:
+            raise ProgramError(f"a bit length must be positive, not {k}", rule="runtime")
+        check_lengths(self._ctx.engine, k, self._ctx.security)
+        self._ctx.bit_length = k
 
     def set_security(self, kappa: int) -> None:
-        operator.index(kappa)
+        """κ: statistical security of the masking protocols (at least 40)."""
+        value = operator.index(kappa)
+        if value < MIN_SECURITY:
+            raise ProgramError(f"statistical security below {MIN_SECURITY} bits is refused", rule="runtime")
+        check_lengths(self._ctx.engine, self._ctx.bit_length, value)
+        self._ctx.security = value
+
+    @property
+    def bit_length(self) -> int:
+        return self._ctx.bit_length
+
+    @property
+    def security(self) -> int:
+        return self._ctx.security
 
     def use_edabit(self, on: object = True) -> None:
         pass
@@ -86,7 +116,7 @@ class _ProgramOptions(metaclass=Sealed):
 
 def _show(value: object) -> str:
     """How print_ln renders one argument; secrets show a placeholder, never a share."""
-    if isinstance(value, sint):
+    if isinstance(value, sint | sfix):
         return SECRET_PLACEHOLDER
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_show(item) for item in value) + "]"
@@ -284,6 +314,34 @@ class Library(metaclass=Sealed):
             items = paired + ([items[-1]] if len(items) % 2 else [])
         return items[0]
 
+    def min(self, *args: Any, **kwargs: Any) -> Any:
+        """``min``; of secrets (sint, sfix, their vectors and Arrays) a tree of secret comparisons."""
+        return self._extreme(args, kwargs, largest=False)
+
+    def max(self, *args: Any, **kwargs: Any) -> Any:
+        """``max``; of secrets a tree of secret comparisons (log depth, vectorised)."""
+        return self._extreme(args, kwargs, largest=True)
+
+    def _extreme(self, args: tuple[Any, ...], kwargs: dict[str, Any], *, largest: bool) -> Any:
+        items: Any = args[0] if len(args) == 1 else args
+        if len(args) == 1 and isinstance(items, Array) and items._secret:
+            items = items.get_vector()
+        if isinstance(items, sint | sfix) and not kwargs:
+            vector = items  # halve the vector: one vector comparison per level
+            while len(vector) > 1:
+                half = len(vector) // 2
+                self._ctx.budget.charge(half)
+                low, high = vector[:half], vector[half : 2 * half]
+                best = low.max(high) if largest else low.min(high)
+                vector = best if len(vector) % 2 == 0 else _join(best, vector[2 * half :])
+            return vector
+        values = list(items) if not isinstance(items, list | tuple) else items
+        if any(isinstance(v, sint | sfix) for v in values):
+            if kwargs:
+                raise unsupported("min/max of secrets with key or default")
+            return self.tree_reduce(lambda a, b: _pick(a, b, largest), values)
+        return (builtins.max if largest else builtins.min)(*args, **kwargs)
+
     def Tensor(self, shape: list[int] | tuple[int, ...], value_type: type) -> Any:  # noqa: N802 - MP-SPDZ's name
         """An Array (one dimension) or a MultiArray."""
         dims = list(shape)
@@ -306,6 +364,20 @@ class Library(metaclass=Sealed):
             result = sint._make(ctx, ctx.engine.add_public(node, constant) if constant else node)
             return result if _is_zero(start) else result + start
         return self._guard.sum(values, start)
+
+
+def _pick(a: Any, b: Any, largest: bool) -> Any:
+    if not isinstance(a, sint | sfix):
+        a, b = b, a  # the secret one decides (public values convert)
+    return a.max(b) if largest else a.min(b)
+
+
+def _join(a: Any, b: Any) -> Any:
+    """Two secret vectors end to end (same type)."""
+    engine = a._ctx.engine
+    if isinstance(a, sfix):
+        return sfix._make(a._ctx, engine.concat([a._v, b._v]), a._f, a._k)
+    return sint._make(a._ctx, engine.concat([a._node, b._node]))
 
 
 def _is_zero(x: object) -> bool:
@@ -337,14 +409,17 @@ def build_namespace(ctx: ProgramContext) -> dict[str, object]:
         "Matrix": Matrix,
         "MultiArray": MultiArray,
         "MemValue": MemValue,
-        "program": _ProgramOptions(),
+        "sintbit": sintbit,
+        "sfix": sfix,
+        "cfix": cfix,
+        "program": _ProgramOptions(ctx),
     }
     for name in (
         "print_ln", "print_str", "print_ln_if", "print_ln_to", "crash", "runtime_error_if",
         "listen", "listen_for_clients", "acceptclientconnection", "accept_client_connection",
         "closeclientconnection", "for_range", "for_range_opt", "for_range_parallel",
         "for_range_multithread", "for_range_opt_multithread", "do_while", "while_do", "if_e",
-        "else_", "if_else", "tree_reduce", "sum", "Tensor",
+        "else_", "if_else", "tree_reduce", "sum", "Tensor", "min", "max",
     ):  # fmt: skip
         namespace[name] = getattr(library, name)
     for name in UNSUPPORTED_NAMES:

@@ -208,10 +208,21 @@ def provenance_tags(execution_id: str, digest: str, inputs: Sequence[str]) -> di
     return tags
 
 
-def _output_encoding(encodings: Sequence[SecretEncoding]) -> SecretEncoding:
-    """Outputs keep the inputs' encoding when they all agree (else int64)."""
+def _output_encoding(encodings: Sequence[SecretEncoding], fixed_inputs: bool = False) -> SecretEncoding:
+    """The encoding of ``sint`` outputs: the inputs' when they all agree (else int64).
+
+    A program that read its (fixed-point) inputs as ``sfix`` works with real
+    numbers; its ``sint`` outputs are integers (a comparison's 0/1, a count)
+    and are stored as int64. ``sfix.write_to_socket`` outputs are always
+    stored with the fixed encoding (see ``Output.fraction_bits``).
+    """
     kinds = set(encodings)
-    return next(iter(kinds)) if len(kinds) == 1 else SecretEncoding("int64")
+    if len(kinds) != 1:
+        return SecretEncoding("int64")
+    encoding = next(iter(kinds))
+    if fixed_inputs and encoding.kind == "fixed":
+        return SecretEncoding("int64")
+    return encoding
 
 
 async def _exchange(session: Session, step: str, payload: Any, timeout: float) -> dict[int, Any]:
@@ -303,7 +314,8 @@ async def _run(
     engine = Engine(parts.field, session.party, parts.alpha_share, channel)
     budget = Budget.with_timeout(steps, timeout)
     inputs = engine.leaf(Shares.concat([s for s, _ in loaded])) if loaded else None
-    ctx = ProgramContext(engine, budget, inputs)
+    encodings = [(len(shares), e.kind, e.fraction_bits) for shares, e in loaded]
+    ctx = ProgramContext(engine, budget, inputs, encodings)
     namespace = build_namespace(ctx)
     reveal = plan.output == "reveal"
     stopped: list[VcpError] = []
@@ -350,10 +362,12 @@ async def _run(
     if reveal:
         result.values = [r for r in results if isinstance(r, FieldArray)]
     else:
-        encoding = _output_encoding([e for _, e in loaded])
+        default = _output_encoding([e for _, e in loaded], ctx.fixed_inputs)
         tags = provenance_tags(plan.execution_id, plan.digest, plan.inputs)
         for index, shares in enumerate(results):
             assert isinstance(shares, Shares)
+            bits = ctx.outputs[index].fraction_bits
+            encoding = default if bits is None else SecretEncoding("fixed", bits)
             sid = output_id(plan.execution_id, index)
             result.outputs.append(await parts.secrets.store_result(plan.caller, shares, encoding, tags, secret_id=sid))
     engine_stats = engine.statistics()
@@ -372,8 +386,10 @@ async def _run(
         "flushes": engine_stats.flushes,
         "mul_rounds": engine_stats.mul_rounds,
         "multiplications": engine_stats.multiplications,
+        "nonlinear": engine_stats.nonlinear,
         "reveals": engine_stats.reveals,
         "reservations": engine_stats.reservations,
+        "reserve_s": round(engine_stats.reserve_s, 6),
         "tuples": dict(channel.tuples_used),
     }
     return result

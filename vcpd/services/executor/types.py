@@ -4,16 +4,20 @@
   read as signed. ``+ - *`` with secrets, ints, ``cint`` and ``regint``;
   unary minus; ``**`` by a public non-negative int; ``if_else``;
   ``reveal()``; indexing of vectors. Every operation only adds a node to the
-  lazy engine (:mod:`.engine`). Comparisons, ``/``, ``%``, shifts and bit
-  decomposition raise ``ProgramError`` (rule ``unsupported``) until the
-  comparison protocols land. A secret never turns into a Python value: it
-  prints as ``<secret>`` and refuses ``bool()``/``int()``.
+  lazy engine (:mod:`.engine`). The non-linear operations -- comparisons
+  (``sintbit`` results), ``//``, ``%``, ``>>``, ``<<``, ``abs``, ``min``/``max``,
+  bit decomposition, random bits -- come from its base class
+  :class:`~.secret_ops.SecretIntegerOps` (semantics: :mod:`.integers`); ``/``
+  and a ``float`` operand give fixed point (``sfix``, :mod:`.fixed`). A
+  secret never turns into a Python value: it prints as ``<secret>`` and
+  refuses ``bool()``/``int()``.
+* :class:`sintbit` -- a secret bit (what comparisons return) with ``& | ^ ~``.
 * ``cint`` and ``regint`` (public) live in :mod:`.public` and are re-exported here.
 * :func:`secret_vector` / :func:`as_node` turn whatever a program passes
   (sints, lists, Arrays, public values) into one vector.
 
 This module must not import any vcpd module other than :mod:`vcpd.errors`,
-:mod:`vcpd.math` and its siblings (engine, context, budget).
+:mod:`vcpd.math` and its siblings.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from vcpd.errors import ProgramError
 from vcpd.math import FieldArray
 
-from .context import Output, ProgramContext, Sealed, current, to_index, unsupported, vector_size
+from . import integers
+from .context import Output, ProgramContext, current, to_index, unsupported, vector_size
 from .engine import Engine
 from .graph import Node
 from .public import cint, index_of, length_error, public_value, regint, signed
+from .secret_ops import SecretIntegerOps, fixed_of, fixed_operand, fixed_raw, fixed_to_int
 
 if TYPE_CHECKING:
     from .containers import Array
@@ -42,13 +48,11 @@ __all__ = [
     "secret_vector",
     "signed",
     "sint",
+    "sintbit",
 ]
 
 SECRET_PLACEHOLDER = "<secret>"
 """What printing a secret shows (MP-SPDZ refuses to print secrets; we never show a share)."""
-
-_COMPARISONS = "comparisons of secret values are not supported yet (they arrive with the comparison protocols)"
-
 
 def secret_vector(ctx: ProgramContext, x: object) -> Node | FieldArray:
     """x as one vector: a node if anything in it is secret, else its public values.
@@ -63,9 +67,13 @@ def secret_vector(ctx: ProgramContext, x: object) -> Node | FieldArray:
         return x._node
     if isinstance(x, Array | MultiArray):
         return x._vector()
+    if fixed_operand(x):  # fixed point: its raw integers v (MP-SPDZ's sfix.v)
+        return fixed_raw(x)
     if isinstance(x, list | tuple):
         if not x:
             raise ProgramError("an empty list has no values", rule="runtime")
+        if any(fixed_operand(item) for item in x):
+            x = [_raw_item(ctx, item) for item in x]
         ctx.budget.charge(len(x))
         if not any(isinstance(item, sint) for item in x):
             return ctx.field.from_ints([_public_scalar(item) for item in x])
@@ -106,7 +114,7 @@ def broadcast(engine: Engine, a: Node, b: Node) -> tuple[Node, Node]:
     raise length_error(a.length, b.length)
 
 
-class sint(metaclass=Sealed):
+class sint(SecretIntegerOps):
     """A secret integer (or vector of them); see the module doc."""
 
     __slots__ = ("_ctx", "_node")
@@ -118,7 +126,7 @@ class sint(metaclass=Sealed):
         if value is None:
             self._node = ctx.zeros(n or 1)
             return
-        node = as_node(ctx, value)
+        node = fixed_to_int(value) if fixed_operand(value) else as_node(ctx, value)
         if n is not None and node.length != n:
             ctx.budget.charge(n)
             node = broadcast(ctx.engine, node, ctx.zeros(n))[0]
@@ -146,8 +154,8 @@ class sint(metaclass=Sealed):
             node = ctx.engine.select(self._node, index)
             if node.length == 0:
                 raise ProgramError("an empty slice of a vector", rule="runtime")
-            return sint._make(ctx, node)
-        return sint._make(ctx, ctx.engine.element(self._node, index_of(index, self._node.length)))
+            return type(self)._make(ctx, node)  # a sintbit stays one
+        return type(self)._make(ctx, ctx.engine.element(self._node, index_of(index, self._node.length)))
 
     def __iter__(self) -> Iterator[sint]:
         return iter([self[i] for i in range(self._node.length)])
@@ -156,6 +164,8 @@ class sint(metaclass=Sealed):
     def _arith(self, other: object, op: str, reflected: bool = False) -> sint:
         ctx, engine = self._ctx, self._ctx.engine
         a = self._node
+        if isinstance(other, float):  # MP-SPDZ: a secret integer and a real make an sfix
+            return fixed_of(self)._arith(other, op, reflected)  # type: ignore[no-any-return]
         if isinstance(other, sint):
             x, y = broadcast(engine, a, other._node)
             if op == "+":
@@ -254,21 +264,10 @@ class sint(metaclass=Sealed):
 
     __int__ = __index__
 
-    def _compare(self, other: object) -> NoReturn:
-        raise ProgramError(_COMPARISONS, rule="unsupported")
-
-    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _compare
-    __hash__ = None  # type: ignore[assignment]
-
     def _unsupported_op(self, other: object = None) -> NoReturn:
-        raise unsupported("this operation on secret values (/, //, %, <<, >>, &, |, ^, abs)")
+        raise unsupported("this operation on secret integers (&, |, ^, ~ work on secret bits only)")
 
-    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _unsupported_op
-    __lshift__ = __rshift__ = __and__ = __rand__ = __or__ = __ror__ = __xor__ = __rxor__ = _unsupported_op
-    __abs__ = __invert__ = _unsupported_op
-
-    def bit_decompose(self, *args: object) -> NoReturn:
-        raise unsupported("bit decomposition")
+    __and__ = __rand__ = __or__ = __ror__ = __xor__ = __rxor__ = __invert__ = _unsupported_op
 
     def __repr__(self) -> str:
         return SECRET_PLACEHOLDER
@@ -334,3 +333,78 @@ class sint(metaclass=Sealed):
         from .matrix import Matrix  # noqa: PLC0415
 
         return Matrix(rows, columns, cls)
+
+
+class sintbit(sint):
+    """A secret bit, as comparisons return it: ``&``, ``|``, ``^``, ``~`` are logic.
+
+    Arithmetic on bits gives plain ``sint``; with a public 0 or 1 the logic
+    operators are local, between two secret bits ``&`` and ``|`` cost one
+    product, ``^`` one product.
+    """
+
+    __slots__ = ()
+
+    def _logic(self, other: object, op: str) -> Any:
+        ctx, engine = self._ctx, self._ctx.engine
+        a = self._node
+        if isinstance(other, sintbit):
+            a, b = broadcast(engine, a, other._node)
+            ctx.budget.charge(a.length)
+            product = engine.mul(a, b)
+            both = engine.add(a, b)
+            if op == "&":
+                node = product
+            elif op == "|":
+                node = engine.sub(both, product)
+            else:
+                node = engine.sub(both, engine.scale(product, 2))
+            return sintbit._make(ctx, node)
+        if isinstance(other, sint) or not isinstance(other, int | cint) or int(other) not in (0, 1):
+            return NotImplemented
+        bit = int(other)
+        if op == "&":
+            node = a if bit else engine.scale(a, 0)
+        elif op == "|":
+            node = engine.add_public(engine.scale(a, 0), 1) if bit else a
+        else:
+            node = integers.one_minus(ctx, a) if bit else a
+        return sintbit._make(ctx, node)
+
+    def __and__(self, other: object) -> Any:
+        return self._logic(other, "&")
+
+    def __or__(self, other: object) -> Any:
+        return self._logic(other, "|")
+
+    def __xor__(self, other: object) -> Any:
+        return self._logic(other, "^")
+
+    __rand__ = __and__
+    __ror__ = __or__
+    __rxor__ = __xor__
+
+    def __invert__(self) -> sintbit:
+        return self.bit_not()
+
+    def bit_not(self) -> sintbit:
+        """1 − self."""
+        self._ctx.budget.charge(self._node.length)
+        return sintbit._make(self._ctx, integers.one_minus(self._ctx, self._node))
+
+    def bit_and(self, other: object) -> Any:
+        return self & other
+
+    def bit_or(self, other: object) -> Any:
+        return self | other
+
+    def bit_xor(self, other: object) -> Any:
+        return self ^ other
+
+
+def _raw_item(ctx: ProgramContext, item: object) -> object:
+    if not fixed_operand(item):
+        return item
+    raw = fixed_raw(item)
+    return sint._make(ctx, raw) if isinstance(raw, Node) else cint._of(ctx, raw)
+

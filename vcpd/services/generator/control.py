@@ -39,7 +39,7 @@ from typing import Any, Final
 
 import trio
 
-from vcpd.errors import PeerUnavailable
+from vcpd.errors import PeerUnavailable, VcpError
 from vcpd.logs import get_logger
 from vcpd.protocol.transport import Transport
 
@@ -148,12 +148,13 @@ class LeaderControl:
             async with self._transport.session(f"{HELLO_PREFIX}{peer}") as session:
                 try:
                     hello = await session.receive(peer, "hello")
-                except Exception as exc:  # link down, duplicate hello, ...
+                except (VcpError, ValueError) as exc:  # link down, duplicate hello, ...
                     log.debug("no hello from VCP %d yet: %s", peer, exc)
                     await trio.sleep(LINK_RETRY_INTERVAL)
                     try:
                         hello = await session.receive(peer, "hello")
-                    except Exception:
+                    except (VcpError, ValueError) as exc:
+                        log.debug("still no hello from VCP %d: %s", peer, exc)
                         hello = None
             if hello is None:
                 continue

@@ -284,3 +284,12 @@ def test_reassembly_capacity_counts_announced_lengths() -> None:
     assert b.receive_frame(frames[0]) is None and b.buffered_bytes == 100  # received bytes
     with pytest.raises(ChannelError, match="reassembly buffers exceed 1500 bytes"):
         b.receive_frame(frames[1])
+
+
+@pytest.mark.parametrize("sizes", [(3, 10), (30, 300), (120, 1000), (0, 500), (250, 0)])
+def test_queued_prefix_is_sent_as_part_of_the_message(sizes: tuple[int, int]) -> None:
+    a, b = pair(ChannelLimits(frame_size=100))
+    prefix, body = os.urandom(sizes[0]), os.urandom(sizes[1])
+    a.queue(body, prefix=prefix)
+    assert a.pending_bytes == len(prefix) + len(body)
+    assert deliver(b, a.drain()) == [prefix + body]

@@ -256,3 +256,14 @@ def test_api_garbage_only_raises_wire_error(data: bytes, prefix: bytes) -> None:
             decode(prefix + data)
         except WireError:
             pass
+
+
+@pytest.mark.parametrize("payload", [b"small", bytes(range(256)) * 300, {"k": [1, b"x"]}])
+def test_peer_message_in_parts_is_the_same_message(payload: Any) -> None:
+    from vcpd.wire.codec import encode_peer_parts
+
+    message = PeerMessage("session", "step.1", payload)
+    head, body = encode_peer_parts(message)
+    assert head + bytes(body) == encode_peer(message)
+    assert decode_peer(head + bytes(body)) == message
+    assert (len(body) > 0) == (isinstance(payload, bytes) and len(payload) > 60_000)

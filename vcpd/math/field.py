@@ -306,9 +306,12 @@ class PrimeField:
                 raise FieldError("every column needs parts of the same lengths")
             if any(part.field != self for part in column):
                 raise FieldError("cannot combine arrays of another field")
+        key = prg.derive_key(seed, label)
+        total = sum(lengths)
+        if total < SMALL_THRESHOLD:  # every part holds Python ints: stay with them
+            return self._small_coefficient_dots(key, columns, total)
         limbs = [[part._limbs if part._limbs is not None else _ints_to_limbs(self, part._ints or []) for part in column]
                  for column in columns]  # fmt: skip
-        key = prg.derive_key(seed, label)
         totals = [0] * len(columns)
         h = np.empty((4, CHUNK), np.uint64)
         x = np.empty((4, CHUNK), np.uint64)
@@ -328,6 +331,17 @@ class PrimeField:
                     part, offset = part + 1, 0
         # Both factors are Montgomery forms: Σ (h·R)(x·R) = R²·Σ h·x.
         return [total % self.p * self.r_inv % self.p * self.r_inv % self.p for total in totals]
+
+    def _small_coefficient_dots(self, key: bytes, columns: Sequence[Sequence[FieldArray]], total: int) -> list[int]:
+        """:meth:`coefficient_dots` of fewer than ``SMALL_THRESHOLD`` elements, in Python ints."""
+        words = prg.bounded_chunk_words(self.p, key, 0, total)
+        p, r_inv = self.p, self.r_inv
+        coefficients = [w * r_inv % p for w in words]  # the elements whose Montgomery forms the words are
+        results = []
+        for column in columns:
+            values = [v for part in column for v in part.to_ints()]
+            results.append(sum(h * v for h, v in zip(coefficients, values, strict=True)) % p)
+        return results
 
     def random_seeded(self, seed: bytes, n: int, *, label: bytes = b"") -> FieldArray:
         """n uniform elements expanded deterministically from (seed, label).

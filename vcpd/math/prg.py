@@ -44,7 +44,14 @@ from nacl.bindings import randombytes_buf_deterministic
 
 from ._limbs import CHUNK, Limbs, MontgomeryKernel
 
-__all__ = ["bounded_chunk_limbs32", "derive_key", "os_random_limbs", "seeded_bounded_limbs", "seeded_random_limbs"]
+__all__ = [
+    "bounded_chunk_limbs32",
+    "bounded_chunk_words",
+    "derive_key",
+    "os_random_limbs",
+    "seeded_bounded_limbs",
+    "seeded_random_limbs",
+]
 
 _PERSON = b"vcpd.field.prg"
 _PERSON_COEF = b"vcpd.field.coef"
@@ -115,6 +122,13 @@ def bounded_chunk_limbs32(p: int, key: bytes, index: int, c: int, out: npt.NDArr
     out[limb] &= np.uint64((1 << bits) - 1)
     if limb < 3:
         out[limb + 1 :] = 0
+
+
+def bounded_chunk_words(p: int, key: bytes, index: int, c: int) -> list[int]:
+    """:func:`bounded_chunk_limbs32` as Python ints (the Montgomery forms), for short chunks."""
+    raw = randombytes_buf_deterministic(16 * c, _chunk_key(key, index))
+    mask = (1 << (p.bit_length() - 1)) - 1
+    return [int.from_bytes(raw[16 * i : 16 * i + 16], "little") & mask for i in range(c)]
 
 
 def seeded_bounded_limbs(p: int, seed: bytes, label: bytes, n: int) -> Limbs:

@@ -42,7 +42,7 @@ from trio_websocket import WebSocketConnection, WebSocketRequest
 from vcpd.config import VcpConfig
 from vcpd.errors import ConfigError, HandshakeError, PeerUnavailable, VcpError
 from vcpd.logs import get_logger
-from vcpd.wire import MAX_MESSAGE, Abort, Handshake, PeerMessage, encode_peer
+from vcpd.wire import MAX_MESSAGE, Abort, Handshake, PeerMessage, encode_peer, encode_peer_parts
 
 from .links import DEAD_AFTER, PING_INTERVAL, Link, LinkStatistics, reason_of, serve_link
 from .mailbox import Mailboxes
@@ -205,16 +205,23 @@ class PeerMesh(SessionOpener):
             ValueError: the labels or the payload cannot be encoded, or the
                 message exceeds the 256 MiB message limit.
         """
-        data = encode_peer(PeerMessage(session, step, payload))
-        if len(data) > MAX_MESSAGE:
-            raise ValueError(f"message of {len(data)} bytes exceeds the limit of {MAX_MESSAGE} bytes")
-        await self._send(self._link(peer), data, urgent=False)
+        # A bulk payload is queued as it is, behind its small header: no copy.
+        head, body = encode_peer_parts(PeerMessage(session, step, payload))
+        size = len(head) + len(body)
+        if size > MAX_MESSAGE:
+            raise ValueError(f"message of {size} bytes exceeds the limit of {MAX_MESSAGE} bytes")
+        if body:
+            await self._send(self._link(peer), body, urgent=False, prefix=head)
+        else:
+            await self._send(self._link(peer), head, urgent=False)
 
     async def send_abort(self, peer: int, session: str, reason: str) -> None:
         """Tell ``peer`` that ``session`` aborted here (jumps the send queue)."""
         await self._send(self._link(peer), encode_peer(Abort(session, reason)), urgent=True)
 
-    async def _send(self, link: Link, data: bytes, *, urgent: bool) -> None:
+    async def _send(
+        self, link: Link, data: bytes | bytearray | memoryview, *, urgent: bool, prefix: bytes = b""
+    ) -> None:
         conn = link.connection
         if conn is None:
             await trio.lowlevel.checkpoint()
@@ -222,12 +229,12 @@ class PeerMesh(SessionOpener):
         try:
             if urgent:
                 await trio.lowlevel.checkpoint()
-                conn.send_nowait(data)
+                conn.send_nowait(bytes(data))  # control messages are bytes already: no copy
             else:
-                await conn.send(data)
+                await conn.send(data, prefix=prefix)
         except (VcpError, trio.ClosedResourceError) as exc:
             raise PeerUnavailable(link.peer, f"link failed while sending: {reason_of(exc)}") from exc
-        link.count_sent(len(data))
+        link.count_sent(len(prefix) + len(data))
 
     # --------------------------------------------------------------- links
 

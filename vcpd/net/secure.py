@@ -196,8 +196,9 @@ class SecureConnection:
 
     # ---------------------------------------------------------------- sending
 
-    async def send(self, message: bytes) -> None:
-        """Queue one message; wait first while the connection is congested.
+    async def send(self, message: bytes | bytearray | memoryview, *, prefix: bytes = b"") -> None:
+        """Queue one message (``prefix ‖ message``, see :meth:`Channel.queue`);
+        wait first while the connection is congested.
 
         Returns once the message is queued for the writer (not when it is on
         the wire): the wait is for room, at most :data:`SEND_HIGH_WATER` bytes
@@ -216,7 +217,7 @@ class SecureConnection:
         while self._channel.pending_bytes >= SEND_HIGH_WATER:
             await self._space.park()
             self._check_sendable()
-        self._queue(message)
+        self._queue(message, prefix)
 
     def send_nowait(self, message: bytes) -> None:
         """Queue a small control message now, ignoring backpressure.
@@ -227,12 +228,12 @@ class SecureConnection:
         self._check_sendable()
         self._queue(message)
 
-    def _queue(self, message: bytes) -> None:
+    def _queue(self, message: bytes | bytearray | memoryview, prefix: bytes = b"") -> None:
         # Only bytes are immutable: the channel reads bytearrays lazily.
         data = message if type(message) is bytes else bytes(message)
-        self._channel.queue(data)
+        self._channel.queue(data, prefix=prefix)
         self._messages_sent += 1
-        self._bytes_sent += len(data)
+        self._bytes_sent += len(prefix) + len(data)
         self._writer_wake.unpark()
 
     async def _write_loop(self, scope: trio.CancelScope) -> None:

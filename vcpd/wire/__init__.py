@@ -24,6 +24,7 @@ from .codec import (
     decode_request,
     decode_response,
     encode_peer,
+    encode_peer_parts,
     encode_request,
     encode_response,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "decode_request",
     "decode_response",
     "encode_peer",
+    "encode_peer_parts",
     "encode_request",
     "encode_response",
 ]

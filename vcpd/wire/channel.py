@@ -77,12 +77,23 @@ _MAX_STREAM_ID: Final = (1 << 32) - 1
 
 
 class _Outgoing:
-    __slots__ = ("data", "offset", "stream")
+    __slots__ = ("data", "offset", "prefix", "stream", "total")
 
-    def __init__(self, data: memoryview, stream: int) -> None:
+    def __init__(self, data: memoryview, stream: int, prefix: bytes = b"") -> None:
+        self.prefix = prefix  # the message is prefix ‖ data
         self.data = data
+        self.total = len(prefix) + data.nbytes
         self.offset = 0
         self.stream = stream
+
+    def chunk(self, start: int, end: int) -> bytes | memoryview:
+        """Bytes ``[start, end)`` of the message; a view unless they straddle the prefix."""
+        head = len(self.prefix)
+        if start >= head:
+            return self.data[start - head : end - head]
+        if end <= head:
+            return self.prefix[start:end]
+        return self.prefix[start:] + bytes(self.data[: end - head])
 
 
 class _Incoming:
@@ -180,11 +191,13 @@ class Channel:
 
     # ---------------------------------------------------------------- sending
 
-    def queue(self, message: bytes | bytearray | memoryview) -> None:
-        """Queue one application message for sending.
+    def queue(self, message: bytes | bytearray | memoryview, *, prefix: bytes = b"") -> None:
+        """Queue one application message for sending: ``prefix ‖ message``.
 
         ``bytes`` are not copied; a ``bytearray`` or ``memoryview`` must not be
-        modified until its last frame has been produced.
+        modified until its last frame has been produced. A small ``prefix``
+        (a header) saves the caller from joining it to a big message: only
+        the frame where they meet is copied.
 
         Raises:
             ChannelError: the channel is dead or closed, or the message exceeds
@@ -195,13 +208,14 @@ class Channel:
         if self._local_closed:
             self._fail("cannot send: we already sent our close frame")
         view = memoryview(message).cast("B")
-        if view.nbytes > self.limits.max_message:
-            raise ChannelError(f"message of {view.nbytes} bytes exceeds the limit of {self.limits.max_message} bytes")
+        total = len(prefix) + view.nbytes
+        if total > self.limits.max_message:
+            raise ChannelError(f"message of {total} bytes exceeds the limit of {self.limits.max_message} bytes")
         stream = 0
-        if view.nbytes > self.limits.frame_size:
+        if total > self.limits.frame_size:
             stream = self._allocate_stream()
-        self._queue.append(_Outgoing(view, stream))
-        self._pending += view.nbytes
+        self._queue.append(_Outgoing(view, stream, bytes(prefix)))
+        self._pending += total
 
     def _allocate_stream(self) -> int:
         # Ids only need to be unique among our messages in flight; wrap around.
@@ -223,15 +237,15 @@ class Channel:
             return None
         out = self._queue.popleft()
         size = self.limits.frame_size
-        total = out.data.nbytes
+        total = out.total
         if out.stream == 0:  # single-frame message
             self._pending -= total
-            return self._seal(_KIND_DATA, _FIRST | _LAST, 0, total, out.data)
+            return self._seal(_KIND_DATA, _FIRST | _LAST, 0, total, out.chunk(0, total))
         start = out.offset
         end = min(start + size, total)
         flags = (_FIRST if start == 0 else 0) | (_LAST if end == total else 0)
         # The chunk is encrypted where it lies in the message: no copy of it.
-        frame = self._seal(_KIND_DATA, flags, out.stream, total, out.data[start:end])
+        frame = self._seal(_KIND_DATA, flags, out.stream, total, out.chunk(start, end))
         self._pending -= end - start
         out.offset = end
         if end == total:

@@ -55,6 +55,7 @@ __all__ = [
     "decode_request",
     "decode_response",
     "encode_peer",
+    "encode_peer_parts",
     "encode_request",
     "encode_response",
 ]
@@ -149,6 +150,27 @@ def encode_peer(message: PeerFrame) -> bytes:
         raise ValueError(f"not a peer message: {type(message).__name__}")
     encoded: bytes = msgpack.packb(fields, use_bin_type=True)
     return encoded
+
+
+def encode_peer_parts(message: PeerFrame) -> tuple[bytes, bytes | bytearray | memoryview]:
+    """:func:`encode_peer` as ``(head, body)`` whose concatenation is the message.
+
+    For a :class:`PeerMessage` with a bulk binary payload the body is that
+    payload itself, so a sender can queue it without copying it into one
+    buffer with its header; otherwise the body is empty.
+
+    Raises:
+        ValueError: as :func:`encode_peer`.
+    """
+    if isinstance(message, PeerMessage):
+        payload = message.payload
+        if isinstance(payload, bytes | bytearray | memoryview) and len(payload) >= _FAST_BINARY:
+            _check_label(message.session, "session")
+            _check_label(message.step, "step")
+            head = msgpack.packb([_TAG_MESSAGE, message.session, message.step], use_bin_type=True)
+            size = memoryview(payload).nbytes
+            return b"".join((b"\x94", head[1:], b"\xc6", size.to_bytes(4, "big"))), payload
+    return encode_peer(message), b""
 
 
 def decode_peer(data: bytes) -> PeerFrame:

@@ -200,15 +200,13 @@ async def agree_while_taking(
         the agreement failed).
     """
     taken: dict[str, list[Shares]] = {}
-    failure: list[BaseException] = []
+    failure: list[Exception] = []
     done = trio.Event()
 
     async def take_tuples_now(request_id: str, counts: Mapping[str, int]) -> None:
         try:
             taken.update(await take_tuples(ctx, request_id, counts))
-        except trio.Cancelled:
-            raise
-        except BaseException as exc:  # reported after the agreement, never cancels it
+        except Exception as exc:  # reported after the agreement, never cancels it
             failure.append(exc)
         finally:
             done.set()

@@ -20,6 +20,7 @@ from typing import Final
 import numpy as np
 
 from vcpd.errors import FieldError
+from vcpd.math import SMALL_THRESHOLD
 from vcpd.math.field import PrimeField
 from vcpd.math.shares import Shares
 from vcpd.services.ports import KIND_ARITY, TUPLE_KINDS
@@ -167,6 +168,13 @@ def unpack_tuples(field: PrimeField, kind: TupleKind, data: bytes | Sequence[byt
     if any(len(chunk) % size for chunk in chunks):
         raise FieldError(f"{sum(len(c) for c in chunks)} bytes are not a whole number of {kind.name} tuples")
     n = sum(len(chunk) for chunk in chunks) // size
+    if n < SMALL_THRESHOLD:  # a few tuples: the field's Python-int path, no numpy round trips
+        data = b"".join(bytes(chunk) for chunk in chunks)
+        grid = np.frombuffer(data, np.uint8).reshape(n, kind.arity, 2, ELEMENT_BYTES)
+        return [
+            Shares(field.from_bytes(grid[:, j, 0].tobytes()), field.from_bytes(grid[:, j, 1].tobytes()))
+            for j in range(kind.arity)
+        ]
     # One (2, n) limb array per component and half (value, MAC): row 0 the low
     # and row 1 the high 64 bits of each stored 16-byte LE word.
     limbs = np.empty((kind.arity, 2, 2, n), np.uint64)

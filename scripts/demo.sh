@@ -3,14 +3,20 @@
 # Called by scripts/run_local_vc.sh --demo; usage: demo.sh PATH/TO/vcpctl
 set -euo pipefail
 VCPCTL=${1:-vcpctl}
+# The offline mode as the VC reports it (an existing VC keeps the mode it was made with).
+OFFLINE=$("$VCPCTL" status --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["vcps"][0].get("offline", "dealer"))')
+case "$OFFLINE" in
+    dealer) SOURCE="dealer: development only, one VCP knows every tuple"; COUNT=10000 ;;
+    *) SOURCE="$OFFLINE: secure against any N-1 colluding VCPs; slower"; COUNT=2000 ;;
+esac
 step() { printf '\n== %s\n' "$*"; }
 
 step "status of every VCP"
 "$VCPCTL" status
 
-step "tuples: generate input masks and multiplication triples (dealer: development only)"
-"$VCPCTL" tuples generate mask 10000
-"$VCPCTL" tuples generate triple 10000
+step "tuples: generate input masks and multiplication triples ($SOURCE)"
+"$VCPCTL" tuples generate mask "$COUNT"
+"$VCPCTL" tuples generate triple "$COUNT"
 "$VCPCTL" tuples stock
 
 step "secrets: verified upload of three integers"

@@ -69,6 +69,8 @@ REFUSED = [
     ("def f():\n    yield from [1]", "no-generator", 2),
     ("raise ValueError('x')", "no-raise", 1),
     ("match 1:\n    case 1:\n        pass", "no-match", 1),
+    ("for name in {'a', 'b'}:\n    pass", "no-set", 1),
+    ("x = 1\ns = {k for k in 'ab'}", "no-set", 2),
     ("__x = 1", "no-dunder-name", 1),
     ("__vcpd_tick__ = None", "no-dunder-name", 1),
     ("def __f():\n    pass", "no-dunder-name", 1),

@@ -38,6 +38,8 @@ no-try                 ``try``, ``try*``                              could swal
 no-raise               ``raise``                                      fail with ``assert`` instead
 no-generator           ``yield``, ``yield from``                      suspended frames; nothing needs them
 no-match               ``match``                                      class patterns read attributes by name
+no-set                 ``{a, b}``, ``{x for x in ...}``               iteration order follows per-process hash
+                                                                      seeds, so VCPs would run different steps
 =====================  =============================================  ===========================================
 
 Lambdas, comprehensions, generator expressions, f-strings (their fields are
@@ -125,6 +127,10 @@ _REFUSED: Final[dict[type[ast.AST], tuple[str, str]]] = {
     ast.Yield: ("generators (yield) are not allowed", "no-generator"),
     ast.YieldFrom: ("generators (yield) are not allowed", "no-generator"),
     ast.Match: ("match statements are not allowed", "no-match"),
+    # Every VCP must run the same steps in the same order; a set of strings
+    # iterates in an order set by the process's hash seed.
+    ast.Set: ("sets are not allowed: their order differs between VCPs; use a list or a dict", "no-set"),
+    ast.SetComp: ("sets are not allowed: their order differs between VCPs; use a list or a dict", "no-set"),
 }
 
 

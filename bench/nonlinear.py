@@ -120,9 +120,9 @@ async def vcpd_bench(config: Path, n: int) -> tuple[list[dict[str, Any]], str]:
                 needs[kind] = needs.get(kind, 0) + count
     async with open_client(config) as client:
         started = time.perf_counter()
-        for kind in ("mask", "triple", "bit"):
+        for kind in needs:
             await client.wait_tuple_job(await client.generate_tuples(kind, needs[kind]))
-        dealt = ", ".join(f"{needs[k]:,} {k}s" for k in ("triple", "bit", "mask"))
+        dealt = ", ".join(f"{needs[k]:,} {k}" for k in ("triple", "bit", "bounded", "mask") if k in needs)
         dealt = f"dealer: {dealt} in {time.perf_counter() - started:.0f} s"
 
         xs, ys, fx, fy = operands(n)
@@ -248,6 +248,7 @@ def main() -> None:
                 stats["open_rounds"] - 1,
                 f"{tuples.get('triple', 0) / n:.1f}",
                 f"{tuples.get('bit', 0) / n:.1f}",
+                f"{tuples.get('bounded', 0) / n:.1f}",
                 f"{tuples.get('mask', 0) / n:.1f}",
                 f"{stats['bytes_sent'] / 1e6:.0f}",
             ]
@@ -255,7 +256,7 @@ def main() -> None:
         assert stats["open_rounds"] - 1 == c.rounds
     print_table(
         ["op", "n", "wall s", "ops/s", "target/s", "program_s", "tuples s", "rounds", "triples/op", "bits/op",
-         "masks/op", "MB sent"],
+         "bounded/op", "masks/op", "MB sent"],
         table,
     )
     print("(VCP 0's statistics: program_s = its time in the program, of which tuples s = reserving and taking the")
@@ -287,13 +288,14 @@ def main() -> None:
         per = {k: v / n for k, v in c.needs.items() if v}
         rtable.append(
             [row["name"], *notes, c.rounds, f"{per.get('triple', 0):.0f}", f"{per.get('bit', 0):.0f}",
-             f"{per.get('mask', 0):.0f}"]
+             f"{per.get('bounded', 0):.0f}", f"{per.get('mask', 0):.0f}"]
         )  # fmt: skip
     tree = cost.cost_ltz(1, 65, KAPPA, "tree")
-    tree_row = [tree.rounds, tree.needs["triple"], tree.needs["bit"], 0]
+    tree_row = [tree.rounds, tree.needs["triple"], tree.needs["bit"], tree.needs["bounded"], 0]
     rtable.append(["a < b, n < 256 (tree)", *NOTES_36["a < b"], *tree_row])
     print_table(
-        ["op", "§3.6 rounds", "§3.6 triples", "§3.6 bits", "vcpd rounds", "vcpd triples", "vcpd bits", "vcpd masks"],
+        ["op", "§3.6 rounds", "§3.6 triples", "§3.6 bits", "vcpd rounds", "vcpd triples", "vcpd bits", "vcpd bounded",
+         "vcpd masks"],
         rtable,
     )
     print(f"(whole bench {time.perf_counter() - total_started:.0f} s)")

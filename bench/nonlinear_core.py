@@ -34,6 +34,7 @@ import trio
 from vcpd.math import FieldArray, PrimeField, Shares, reconstruct, share_vector
 from vcpd.protocol import OnlineParty, OnlineStatistics
 from vcpd.protocol.nonlinear import Material, cost, div_public, eq, fx_div, fx_mul, lt, plans, trunc_pr
+from vcpd.services.generator.dealing import bounded_values
 from vcpd.testing import open_memory_transports
 
 FIELD = PrimeField()
@@ -127,6 +128,8 @@ def deal(alphas: list[int], needs: dict[str, int], parties: int) -> list[Materia
             values = [a, b, a * b]
         elif kind == "bit":
             values = [FIELD.from_ints((np.frombuffer(os.urandom(count), np.uint8) & 1).astype(np.int64))]
+        elif kind == "bounded":
+            values = [bounded_values(FIELD, count)]
         else:
             values = [FIELD.random(count)]
         per_component = [share_vector(FIELD, v, alpha, parties) for v in values]

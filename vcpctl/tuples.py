@@ -61,7 +61,7 @@ def _bar(done: int, total: int, width: int = 30) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def generate(ctx: VcpctlContext, kind: str, count: int, no_wait: bool, as_json: bool) -> None:
-    """Generate COUNT tuples of KIND (triple, square, bit, inverse, mask)."""
+    """Generate COUNT tuples of KIND (triple, square, bit, inverse, mask, bounded)."""
     interactive = not as_json and click.get_text_stream("stderr").isatty()
     started = time.monotonic()
 

@@ -44,7 +44,7 @@ __all__ = [
 DEFAULT_PRIME: Final = 198766463529478683931867765928436695041
 OFFLINE_MODES: Final = ("dealer", "mascot")
 OfflineMode = Literal["dealer", "mascot"]
-TUPLE_KINDS: Final = ("triple", "square", "bit", "inverse", "mask")
+TUPLE_KINDS: Final = ("triple", "square", "bit", "inverse", "mask", "bounded")
 
 T = TypeVar("T")
 

@@ -72,13 +72,15 @@ def test_mascot_vc_generates_tuples_and_runs_programs(vc: LocalVc) -> None:
     generate(vc, "mask", 1000)  # runs the setup first (base OTs), once for the VC
     timed = generate(vc, "triple", 4096)
     print(f"mascot, 2 real daemons: {4096 / timed['seconds']:,.0f} triples/s")  # noqa: T201 (shown with -s)
-    generate(vc, "bit", 300)  # a comparison takes ~105 bits and ~90 triples
+    generate(vc, "bit", 300)  # a comparison takes ~65 bits, 1 bounded value and ~90 triples
+    generate(vc, "bounded", 4)
     stock = json.loads(vcpctl(vc, "tuples", "stock", "--json"))
-    for kind, count in (("triple", 4096), ("mask", 1000), ("bit", 300)):
+    for kind, count in (("triple", 4096), ("mask", 1000), ("bit", 300), ("bounded", 4)):
         assert [v["tuples"][kind]["available"] for v in stock["vcps"]] == [count, count]
     jobs = json.loads(vcpctl(vc, "tuples", "jobs", "--json"))["jobs"]
     assert [(j["kind"], j["state"], j["error"]) for j in jobs] == [
-        ("bit", "completed", None), ("triple", "completed", None), ("mask", "completed", None)
+        ("bounded", "completed", None), ("bit", "completed", None), ("triple", "completed", None),
+        ("mask", "completed", None),
     ]
 
     # Each VCP persisted its setup 0600 beside its own α_i, and holds nobody else's α_i.

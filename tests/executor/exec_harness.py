@@ -42,6 +42,7 @@ from vcpd.protocol.online import OnlineParty
 from vcpd.services.executor import MIGRATIONS, Executor
 from vcpd.services.ports import Reservation, SecretEncoding, TupleRange
 from vcpd.store import Store, open_store
+from vcpd.services.generator.dealing import bounded_values
 from vcpd.testing import MemoryHub, open_memory_transports
 
 FIELD = PrimeField()
@@ -84,6 +85,8 @@ class Dealer:
                 comps = [a, b, a * b]
             elif kind == "mask":
                 comps = [FIELD.random(count)]
+            elif kind == "bounded":  # the high part of statistical masks
+                comps = [bounded_values(FIELD, count)]
             elif kind == "bit":  # the non-linear operations' bounded randomness
                 comps = [FIELD.from_ints(np.frombuffer(os.urandom(count), np.uint8) & 1)]
             elif kind == "square":

@@ -185,6 +185,8 @@ class OneParty:
                 comps = [a, b, a * b]
             elif kind == "bit":
                 comps = [FIELD.from_ints(np.frombuffer(np.random.bytes(n), np.uint8) & 1)]
+            elif kind == "bounded":
+                comps = [FIELD.from_ints([int.from_bytes(np.random.bytes(5), "little") for _ in range(n)])]
             else:
                 comps = [FIELD.random(n)]
             out[kind] = [Shares(c, c * self.alpha) for c in comps]

@@ -60,7 +60,7 @@ async def test_every_kind_two_parties() -> None:
     async with open_memory_transports(2) as hub:
         alphas, states = await setup_all(hub)
         results = {}
-        for kind in ("mask", "square", "bit", "inverse"):
+        for kind in ("mask", "square", "bit", "inverse", "bounded"):
             results[kind] = await run_all(hub, f"job-{kind}", lambda i, s, kind=kind: generate(s, states[i], FIELD, kind, 30))
     for kind, parts in results.items():
         assert macs_ok(parts, alphas), kind
@@ -73,6 +73,9 @@ async def test_every_kind_two_parties() -> None:
     assert set(bits) <= {0, 1} and len(set(bits)) == 2
     r, r_inv = opened(results["inverse"], 0), opened(results["inverse"], 1)
     assert (r * r_inv).equals(FIELD.constant(1, 30))
+    bounded = opened(results["bounded"], 0).to_ints()  # Σ 2^i·b_i of 40 secure bits
+    assert all(0 <= v < 1 << 40 for v in bounded) and len(set(bounded)) == 30
+    assert max(bounded) >= 1 << 30  # the top blocks are used (fails with probability 2^-300)
 
 
 async def test_kinds_three_parties() -> None:
@@ -80,7 +83,9 @@ async def test_kinds_three_parties() -> None:
         alphas, states = await setup_all(hub)
         bits = await run_all(hub, "bits", lambda i, s: generate(s, states[i], FIELD, "bit", 20))
         masks = await run_all(hub, "masks", lambda i, s: generate(s, states[i], FIELD, "mask", 20))
-    assert macs_ok(bits, alphas) and macs_ok(masks, alphas)
+        bounded = await run_all(hub, "bounded", lambda i, s: generate(s, states[i], FIELD, "bounded", 4))
+    assert macs_ok(bits, alphas) and macs_ok(masks, alphas) and macs_ok(bounded, alphas)
+    assert all(0 <= v < 1 << 40 for v in opened(bounded, 0).to_ints())
     assert set(opened(bits, 0).to_ints()) <= {0, 1}
 
 

@@ -231,11 +231,17 @@ async def test_bits_made_from_square_pairs_drive_a_comparison() -> None:
     need = cost.cost_lt(len(a), 32, bitlt="tree")
     roots = FIELD.random(need.tuples["bit"])
     sq, sq2 = dealer.share(roots), dealer.share(roots * roots)
-    triples = dealer.material({"triple": need.tuples["triple"]})
+    triples = dealer.material({"triple": need.tuples["triple"], "bounded": need.tuples["bounded"]})
 
     async def body(i: int, online: OnlineParty) -> Any:
         bits = await online.bits_from_squares(SquarePair(sq[i], sq2[i]))
-        pool = Material({"bit": [bits], "triple": triples[i].take("triple", need.tuples["triple"])})
+        pool = Material(
+            {
+                "bit": [bits],
+                "triple": triples[i].take("triple", need.tuples["triple"]),
+                "bounded": triples[i].take("bounded", need.tuples["bounded"]),
+            }
+        )
         return await compare.lt(online, sa[i], sb[i], 32, pool, bitlt="tree")
 
     results, _ = await run_parties(dealer, body)

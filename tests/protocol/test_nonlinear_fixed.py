@@ -71,7 +71,8 @@ async def test_fx_mul_with_wide_masking_survives_overflow() -> None:
     ys = [fixed(v) for v in (-2.0, 7.0, 16000.0, 16000.0)]  # the last two overflow
     sx, sy = dealer.ints(xs), dealer.ints(ys)
     need = plans.cost_fx_mul(len(xs), width=2 * FX_K)
-    assert need.tuples["bit"] == len(xs) * (2 * FX_K + 40)
+    # k+κ = 102 random bits per mask: 16 low bits, then 6 single bits and 2 bounded 40-bit blocks
+    assert need.tuples["bit"] == len(xs) * (FX_F + 6) and need.tuples["bounded"] == len(xs) * 2
     pools = dealer.material(need.tuples)
     results, _ = await run_parties(
         dealer, lambda i, online: fx_mul(online, sx[i], sy[i], pools[i], width=2 * FX_K)

@@ -25,6 +25,7 @@ from vcpd.errors import FieldError, TuplesExhausted, VcpError
 from vcpd.math import FieldArray, PrimeField, Shares, reconstruct, share_vector
 from vcpd.protocol import OnlineParty, OnlineStatistics
 from vcpd.protocol.nonlinear import Material, cost, pack, plans, prand
+from vcpd.services.generator.dealing import bounded_values
 from vcpd.testing import MemoryHub, open_memory_transports
 
 FIELD = PrimeField()
@@ -62,6 +63,8 @@ class Dealer:
                 parts = [self.share(FIELD.from_ints(bits.astype(np.int64)))]
             elif kind == "mask":
                 parts = [self.share(FIELD.random(count))]
+            elif kind == "bounded":
+                parts = [self.share(bounded_values(FIELD, count))]
             else:  # pragma: no cover - no protocol here uses other kinds
                 raise AssertionError(f"unexpected tuple kind {kind}")
             for i in range(self.parties):
@@ -172,13 +175,13 @@ def test_material_draws_in_order_and_counts() -> None:
     dealer = Dealer(2)
     pools = dealer.material({"triple": 5, "bit": 7})
     pool = pools[0]
-    assert pool.available() == {"triple": 5, "square": 0, "bit": 7, "inverse": 0, "mask": 0}
+    assert pool.available() == {"triple": 5, "square": 0, "bit": 7, "inverse": 0, "mask": 0, "bounded": 0}
     first = pool.take_bits(3)
     rest = pool.take_bits(4)
     assert len(first) == 3 and len(rest) == 4
     triple = pool.take_triples(5)
     assert len(triple.a) == 5
-    assert pool.used() == {"triple": 5, "square": 0, "bit": 7, "inverse": 0, "mask": 0}
+    assert pool.used() == {"triple": 5, "square": 0, "bit": 7, "inverse": 0, "mask": 0, "bounded": 0}
     with pytest.raises(TuplesExhausted):
         pool.take_bits(1)
     with pytest.raises(TuplesExhausted):
@@ -205,7 +208,7 @@ def test_cost_algebra() -> None:
     a = cost.tuples(2, triple=3)
     b = cost.tuples(5, bit=4)
     assert (a + b).rounds == 7 and (a | b).rounds == 5
-    assert (a + b).needs == {"triple": 3, "square": 0, "bit": 4, "inverse": 0, "mask": 0}
+    assert (a + b).needs == {"triple": 3, "square": 0, "bit": 4, "inverse": 0, "mask": 0, "bounded": 0}
 
 
 @pytest.mark.parametrize("m", [1, 2, 3, 5, 8, 13, 64])
@@ -228,17 +231,23 @@ def test_schedules_cover_every_position(m: int) -> None:
 
 def test_table_of_costs_for_the_defaults() -> None:
     """The per-element numbers reported next to mpc-notes §3.6."""
-    lt = cost.cost_lt(1, 64)
-    assert (lt.rounds, lt.tuples["triple"], lt.tuples["bit"]) == (6, 89, 105)
+    def row(c: cost.Cost) -> tuple[int, int, int, int]:
+        return c.rounds, c.tuples["triple"], c.tuples["bit"], c.tuples["bounded"]
+
+    # k+κ random bits per mask as m low bits, (k+κ−m) mod 40 single bits and 40-bit bounded tuples
+    assert row(cost.cost_lt(1, 64)) == (6, 89, 65, 1)  # 64 + 1 bits + 40
     lt_product = cost.cost_lt(1, 64, bitlt="product")
-    assert (lt_product.rounds, lt_product.tuples["triple"], lt_product.tuples["bit"]) == (9, 65, 106)
-    assert lt_product.tuples["mask"] == 1
-    eq = cost.cost_eqz(1, 64)
-    assert (eq.rounds, eq.tuples["triple"], eq.tuples["bit"]) == (4, 6, 151)
-    trunc_pr = cost.cost_trunc_pr(1, 64, 16)
-    assert (trunc_pr.rounds, trunc_pr.tuples["triple"], trunc_pr.tuples["bit"]) == (1, 0, 104)
-    fx_mul = plans.cost_fx_mul(1)
-    assert (fx_mul.rounds, fx_mul.tuples["triple"], fx_mul.tuples["bit"]) == (2, 1, 87)
+    assert row(lt_product) == (9, 65, 66, 1) and lt_product.tuples["mask"] == 1
+    assert row(cost.cost_eqz(1, 64)) == (4, 6, 71, 2)  # 64 + 40, then 7 + 40
+    assert row(cost.cost_trunc_pr(1, 64, 16)) == (1, 0, 24, 2)  # 16 + 8 + 80
+    assert row(plans.cost_fx_mul(1)) == (2, 1, 47, 1)  # 16 + 31 + 40
+
+
+@pytest.mark.parametrize(("k", "m"), [(1, 0), (1, 1), (8, 3), (47, 16), (65, 64), (64, 64), (102, 16), (7, 7)])
+def test_prand_split_covers_exactly_k_plus_kappa_bits(k: int, m: int) -> None:
+    bits, bounded = cost.prand_split(k, m)
+    assert 0 <= bits < cost.BOUNDED_BITS and m + bits + cost.BOUNDED_BITS * bounded == k + cost.KAPPA
+    assert cost.cost_prand(3, k, m).needs == {**cost.Cost().needs, "bit": 3 * (m + bits), "bounded": 3 * bounded}
 
 
 def test_bit_length_limits() -> None:

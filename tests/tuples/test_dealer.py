@@ -81,7 +81,7 @@ async def take_everything(c: Cluster, request_id: str, counts: dict[str, int]) -
 
 @pytest.mark.parametrize("n", [2, 3, 5])
 async def test_generated_tuples_are_valid_on_every_vcp(tmp_path: Path, n: int) -> None:
-    counts = {"triple": 3000, "square": 1500, "bit": 1500, "inverse": 1000, "mask": 2000}
+    counts = {"triple": 3000, "square": 1500, "bit": 1500, "inverse": 1000, "mask": 2000, "bounded": 1200}
     with trio.fail_after(45):
         async with open_cluster(tmp_path, n, batch=1024) as c:
             ids = {kind: await c[0].generator.generate(kind, count) for kind, count in counts.items()}

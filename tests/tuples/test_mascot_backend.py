@@ -157,7 +157,11 @@ async def test_mascot_jobs_make_valid_tuples_and_keep_the_setup(
     tmp_path: Path, n: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="vcpd")
-    counts = {"triple": 250, "mask": 200, "bit": 70, "square": 40, "inverse": 40} if n == 2 else {"triple": 200, "mask": 100}
+    counts = (
+        {"triple": 250, "mask": 200, "bit": 70, "square": 40, "inverse": 40, "bounded": 6}
+        if n == 2
+        else {"triple": 200, "mask": 100, "bounded": 3}
+    )
     with trio.fail_after(60):
         async with open_mascot_cluster(tmp_path, n) as c:
             await run_jobs(c, counts)

@@ -50,7 +50,7 @@ async def test_concurrent_reservations_are_identical_and_disjoint(tmp_path: Path
     rng = random.Random(n)  # test workload only; the protocol's randomness is never seeded
     with trio.fail_after(45):
         async with open_cluster(tmp_path, n) as c:
-            stock = {"triple": 1500, "square": 800, "bit": 1500, "inverse": 600, "mask": 1500}
+            stock = {"triple": 1500, "square": 800, "bit": 1500, "inverse": 600, "mask": 1500, "bounded": 800}
             for kind, count in stock.items():
                 await c.fill(kind, count // 2)
                 await c.fill(kind, count - count // 2)  # two jobs per kind: ranges span jobs

@@ -33,7 +33,7 @@ def test_only_kinds_below_threshold_are_eligible() -> None:
 
 
 def test_lottery_follows_priorities() -> None:
-    priorities = {"triple": 10, "square": 1, "bit": 10, "inverse": 1, "mask": 10}
+    priorities = {"triple": 10, "square": 1, "bit": 10, "inverse": 1, "mask": 10, "bounded": 2}
     settings = TupleSettings(thresholds=dict.fromkeys(TUPLE_KINDS, 100), priorities=priorities)
     draws = 30_000
     counts = Counter(pick_kind({}, {}, settings) for _ in range(draws))  # secrets-backed lottery

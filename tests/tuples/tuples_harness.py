@@ -24,6 +24,7 @@ from vcpd.math.field import PrimeField
 from vcpd.math.shares import Shares, check_macs, reconstruct
 from vcpd.protocol.transport import Transport
 from vcpd.services.generator import TupleGenerator, deal_batch
+from vcpd.services.ports import BOUNDED_BITS
 from vcpd.services.tuples import KINDS, TupleStore
 from vcpd.store import Store, open_store
 from vcpd.testing import MemoryHub, MemoryTransport, open_memory_transports
@@ -190,6 +191,13 @@ def assert_valid(kind: str, per_party: Sequence[list[Shares]], alpha_shares: Seq
     elif kind == "mask":
         ints = values[0].to_ints()
         assert n < 2 or len(set(ints)) == n  # 128-bit uniform values never collide in practice
+    elif kind == "bounded":
+        ints = values[0].to_ints()
+        assert all(0 <= v < 1 << BOUNDED_BITS for v in ints)
+        if n >= 1000:  # uniform on [0, 2^40): every bit is set about half the time, the top one included
+            for bit in (0, 20, BOUNDED_BITS - 1):
+                ones = sum(v >> bit & 1 for v in ints)
+                assert 0.4 * n < ones < 0.6 * n
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TUPLE_KINDS", "TuplesMixin"]
 
-TUPLE_KINDS: Final = ("triple", "square", "bit", "inverse", "mask")
+TUPLE_KINDS: Final = ("triple", "square", "bit", "inverse", "mask", "bounded")
 POLL_INTERVAL: Final = 0.2  # seconds between job progress polls
 
 

@@ -29,6 +29,7 @@ from typing import Final, Protocol
 from vcpd.math.shares import Shares
 
 __all__ = [
+    "BOUNDED_BITS",
     "KIND_ARITY",
     "TUPLE_KINDS",
     "Reservation",
@@ -37,16 +38,22 @@ __all__ = [
     "TupleSource",
 ]
 
-TUPLE_KINDS: Final = ("triple", "square", "bit", "inverse", "mask")
+TUPLE_KINDS: Final = ("triple", "square", "bit", "inverse", "mask", "bounded")
 """Every tuple kind, in the canonical order used for ranges and statistics.
 
 The same tuple as :data:`vcpd.config.TUPLE_KINDS` (repeated because ports may
 not import config).
 """
 
-KIND_ARITY: Final[Mapping[str, int]] = {"triple": 3, "square": 2, "bit": 1, "inverse": 2, "mask": 1}
+KIND_ARITY: Final[Mapping[str, int]] = {
+    "triple": 3, "square": 2, "bit": 1, "inverse": 2, "mask": 1, "bounded": 1,
+}  # fmt: skip
 """Shared components per tuple: triple (a, b, a·b), square (a, a²), bit (b),
-inverse (r, r⁻¹), mask (r)."""
+inverse (r, r⁻¹), mask (r), bounded (r uniform in [0, 2^BOUNDED_BITS))."""
+
+BOUNDED_BITS: Final = 40
+"""Bit width of a ``bounded`` tuple: r uniform in [0, 2^40) (κ = 40, so one
+tuple replaces the κ random bits of a statistical mask's high part)."""
 
 
 @dataclass(frozen=True, slots=True)

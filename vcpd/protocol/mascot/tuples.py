@@ -12,6 +12,10 @@
   (b is), so the pair is a uniform square pair; the opening is MAC-checked.
 * ``bit`` — from square pairs (mpc-notes §1.5): open s = a², b = (a/√s + 1)/2
   (:meth:`vcpd.protocol.online.OnlineParty.bits_from_squares`).
+* ``bounded`` r ∈ [0, 2^40) — r = Σ_{i<40} 2^i·b_i from 40 of the bits
+  above: a fixed public linear combination of authenticated, independent,
+  uniform bits is an authenticated uniform 40-bit value, and no opening is
+  added (the bits' openings are MAC-checked as for ``bit``).
 * ``inverse`` (r, r⁻¹) — from a checked triple (r, s, t = r·s): open t, then
   ⟨r⁻¹⟩ = t⁻¹·⟨s⟩. t is uniform and independent of r (s is); zeros
   (probability 2/p) are dropped and made up.
@@ -43,11 +47,14 @@ from .triples import is_check_failure, triple_batch
 
 __all__ = ["DEFAULT_BATCH", "KINDS", "generate", "mask_batch"]
 
+BOUNDED_BITS: Final = 40
+"""Width of a ``bounded`` tuple: r uniform in [0, 2^40) (the tuple store's ``BOUNDED_BITS``)."""
+
 DEFAULT_BATCH: Final = 2048
 """Triples per batch: ~45 MB of OT data per link and batch in memory, ~45 KB per
 triple on the wire (two parties); large enough that rounds cost little."""
 
-KINDS: Final = ("triple", "square", "bit", "inverse", "mask")
+KINDS: Final = ("triple", "square", "bit", "inverse", "mask", "bounded")
 
 
 async def mask_batch(session: Session, state: MascotState, field: PrimeField, count: int, *, label: str, threads: bool = False) -> Shares:
@@ -153,18 +160,27 @@ async def _generate(session: Session, state: MascotState, field: PrimeField, kin
         squares = c + a * e
         await online.mac_check()
         return [a, squares]
-    if kind == "bit":
+    if kind in ("bit", "bounded"):
+        width = BOUNDED_BITS if kind == "bounded" else 1
         found: list[Shares] = []
         have, round_ = 0, 0
-        while have < count:
-            a, b, c = await _triples(session, state, field, count - have, prefix=f"{prefix}.{round_}", batch=batch_size, threads=threads)
+        while have < width * count:
+            need = width * count - have
+            a, b, c = await _triples(session, state, field, need, prefix=f"{prefix}.{round_}", batch=batch_size, threads=threads)
             e = await online.open(a - b)
             bits = await online.bits_from_squares([a, c + a * e])  # drops s = 0 (probability 1/p)
             found.append(bits)
             have += len(bits)
             round_ += 1
         await online.mac_check()
-        return [Shares.concat(found)[:count]]
+        bits = Shares.concat(found)[: width * count]
+        if kind == "bit":
+            return [bits]
+        # Row i = bit i of every value; Horner from the top: r = Σ 2^i·b_i (linear, so MACs follow).
+        value = bits[(width - 1) * count :]
+        for i in range(width - 2, -1, -1):
+            value = value + value + bits[i * count : (i + 1) * count]
+        return [value]
     # inverse
     rs: list[Shares] = []
     inverses: list[Shares] = []

@@ -53,6 +53,7 @@ __all__ = [
     "cost_minmax",
     "cost_mod2m",
     "cost_prand",
+    "prand_split",
     "cost_prefix_carries",
     "cost_prefix_or",
     "cost_product_tree",
@@ -114,7 +115,7 @@ def resolve_bitlt(method: BitLtMethod, n: int, m: int) -> Literal["tree", "produ
     raise ValueError(f"unknown BitLT method {method!r}; use 'auto', 'tree' or 'product'")
 
 
-_KINDS: Final = ("triple", "square", "bit", "inverse", "mask")
+_KINDS: Final = ("triple", "square", "bit", "inverse", "mask", "bounded")
 
 P = ParamSpec("P")
 
@@ -274,9 +275,25 @@ def cost_product_tree(n: int, count: int) -> Cost:
     return tuples(len(levels), triple=n * sum(levels))
 
 
-def cost_prand(n: int, k: int, kappa: int = KAPPA) -> Cost:
-    """PRandM/PRandInt for masking a k-bit value: k+κ random bits per element."""
-    return tuples(bit=n * (k + kappa))
+BOUNDED_BITS: Final = 40
+"""Width of a ``"bounded"`` tuple (r uniform in [0, 2^40)); see :mod:`.prand`."""
+
+
+def prand_split(k: int, m: int, kappa: int = KAPPA) -> tuple[int, int]:
+    """PRandM(k, m)'s high part r'' of k+κ−m bits: (single bits, bounded tuples).
+
+    The bounded tuples cover the top 40-bit blocks; the remainder (k+κ−m mod 40
+    bits) comes as single bits below them.
+    """
+    high = k + kappa - m
+    return high % BOUNDED_BITS, high // BOUNDED_BITS
+
+
+def cost_prand(n: int, k: int, m: int, kappa: int = KAPPA) -> Cost:
+    """PRandM(k, m) for masking a k-bit value: the m low bits singly, the high
+    k+κ−m bits as bounded tuples plus a few bits (:func:`prand_split`)."""
+    bits, bounded = prand_split(k, m, kappa)
+    return tuples(bit=n * (m + bits), bounded=n * bounded)
 
 
 def eqz_stages(k: int) -> list[int]:
@@ -290,7 +307,7 @@ def eqz_stages(k: int) -> list[int]:
 @empty_is_free
 def cost_trunc_pr(n: int, k: int, m: int, kappa: int = KAPPA) -> Cost:
     """TruncPr(x, k, m): one round, k+κ bits per element (none for m = 0)."""
-    return Cost() if m == 0 else cost_prand(n, k, kappa) + tuples(1)
+    return Cost() if m == 0 else cost_prand(n, k, m, kappa) + tuples(1)
 
 
 @empty_is_free
@@ -299,7 +316,7 @@ def cost_mod2m(n: int, k: int, m: int, kappa: int = KAPPA, bitlt: BitLtMethod = 
     if m == 0:
         return Cost()
     merged, rest = cost_bit_lt(n, m, bitlt)
-    return cost_prand(n, k, kappa) + (tuples(1) | merged) + rest
+    return cost_prand(n, k, m, kappa) + (tuples(1) | merged) + rest
 
 
 @empty_is_free
@@ -325,9 +342,9 @@ def cost_eqz(n: int, k: int, kappa: int = KAPPA) -> Cost:
     """EQZ(x, k) (also ==, != with the same k): see ``compare.eqz_program``."""
     stages = eqz_stages(k)
     width = stages[-1]
-    bits = cost_prand(n, stages[1], kappa) if len(stages) > 1 else Cost()
+    bits = cost_prand(n, stages[1], stages[1], kappa) if len(stages) > 1 else Cost()
     pairs = tuples(1, triple=n * (width // 2)) if width >= 2 else Cost()
-    first = cost_prand(n, k, kappa) + bits + (tuples(1) | pairs)
+    first = cost_prand(n, k, k, kappa) + bits + (tuples(1) | pairs)
     second = tuples(1) if len(stages) == 2 else Cost()
     return first + second + cost_product_tree(n, (width + 1) // 2)
 
@@ -336,7 +353,7 @@ def cost_eqz(n: int, k: int, kappa: int = KAPPA) -> Cost:
 def cost_bit_decompose(n: int, k: int, kappa: int = KAPPA) -> Cost:
     """BitDec(x, k): masking round (with the pair products), then Sklansky prefix."""
     merged, rest = cost_prefix_carries(n, k)
-    return cost_prand(n, k, kappa) + (tuples(1) | merged) + rest
+    return cost_prand(n, k, k, kappa) + (tuples(1) | merged) + rest
 
 
 @empty_is_free

@@ -14,7 +14,9 @@ Kinds and layout (one party's shares, as the tuple store hands them out):
 * ``"bit"``: b ∈ {0, 1} uniform — bounded randomness (PRandInt/PRandM);
 * ``"inverse"``: (r, r⁻¹) — not used by these protocols;
 * ``"mask"``: r uniform in F_p — the randomiser of the zero test in the
-  ``"product"`` variant of BitLT.
+  ``"product"`` variant of BitLT;
+* ``"bounded"``: r uniform in [0, 2^40) — 40 bits of a mask's high part in
+  one tuple (see :mod:`.prand`).
 
 This module must not import trio or anything from vcpd except ``vcpd.errors``,
 ``vcpd.math`` and ``vcpd.protocol``; it holds shares, so nothing here logs or
@@ -31,12 +33,15 @@ from vcpd.math import Shares
 
 from ..beaver import SquarePair, Triple
 
-__all__ = ["KINDS", "Material", "Needs", "add_needs", "no_needs", "scale_needs"]
+__all__ = ["BOUNDED_BITS", "KINDS", "Material", "Needs", "add_needs", "no_needs", "scale_needs"]
 
-KINDS: Final = ("triple", "square", "bit", "inverse", "mask")
+KINDS: Final = ("triple", "square", "bit", "inverse", "mask", "bounded")
 """Every tuple kind, in the tuple store's canonical order."""
 
-_ARITY: Final = {"triple": 3, "square": 2, "bit": 1, "inverse": 2, "mask": 1}
+_ARITY: Final = {"triple": 3, "square": 2, "bit": 1, "inverse": 2, "mask": 1, "bounded": 1}
+
+BOUNDED_BITS: Final = 40
+"""Width of a ``"bounded"`` tuple (the tuple store's ``BOUNDED_BITS``)."""
 
 Needs = dict[str, int]
 """Tuples per kind; every kind of :data:`KINDS` is present (zeros included)."""
@@ -97,6 +102,7 @@ class Material:
         masks: Shares | None = None,
         squares: SquarePair | Sequence[Shares] | None = None,
         inverses: Sequence[Shares] | None = None,
+        bounded: Shares | None = None,
     ) -> Material:
         """A pool from keyword arguments (convenient in tests)."""
         tuples: dict[str, Sequence[Shares]] = {}
@@ -110,6 +116,8 @@ class Material:
             tuples["square"] = list(squares)
         if inverses is not None:
             tuples["inverse"] = list(inverses)
+        if bounded is not None:
+            tuples["bounded"] = [bounded]
         return cls(tuples)
 
     def __repr__(self) -> str:
@@ -158,6 +166,10 @@ class Material:
     def take_masks(self, count: int) -> Shares:
         """The next ``count`` uniform random field elements."""
         return self.take("mask", count)[0]
+
+    def take_bounded(self, count: int) -> Shares:
+        """The next ``count`` random values below 2^:data:`BOUNDED_BITS`."""
+        return self.take("bounded", count)[0]
 
     def split(self, needs: Mapping[str, int]) -> Material:
         """Draw ``needs`` from this pool into a new pool of its own.

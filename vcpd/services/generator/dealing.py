@@ -39,9 +39,9 @@ import numpy as np
 from vcpd.errors import FieldError
 from vcpd.math.array import FieldArray
 from vcpd.math.field import PrimeField
-from vcpd.services.ports import KIND_ARITY
+from vcpd.services.ports import BOUNDED_BITS, KIND_ARITY
 
-__all__ = ["SEED_BYTES", "DealtBatch", "Encoding", "deal_batch", "expand_seed", "make_tuples", "pack"]
+__all__ = ["SEED_BYTES", "DealtBatch", "Encoding", "bounded_values", "deal_batch", "expand_seed", "make_tuples", "pack"]
 
 SEED_BYTES: Final = 32
 """Bytes of a follower's per-batch seed."""
@@ -84,7 +84,18 @@ def make_tuples(field: PrimeField, kind: str, n: int) -> list[FieldArray]:
                 continue
     if kind == "mask":
         return [field.random(n)]
+    if kind == "bounded":
+        return [bounded_values(field, n)]
     raise ValueError(f"unknown tuple kind {kind!r}")
+
+
+def bounded_values(field: PrimeField, n: int) -> FieldArray:
+    """n values uniform in [0, 2^BOUNDED_BITS), from the OS CSPRNG (whole bytes, no bias)."""
+    width = BOUNDED_BITS // 8
+    raw = np.frombuffer(os.urandom(width * n), np.uint8).reshape(n, width)
+    padded = np.zeros((n, 8), np.uint8)
+    padded[:, :width] = raw
+    return field.from_ints(padded.view("<u8").ravel().astype(np.int64))
 
 
 def pack(field: PrimeField, parts: Sequence[FieldArray], n: int) -> bytes:

@@ -23,7 +23,7 @@ from vcpd.errors import FieldError
 from vcpd.math import SMALL_THRESHOLD
 from vcpd.math.field import PrimeField
 from vcpd.math.shares import Shares
-from vcpd.services.ports import KIND_ARITY, TUPLE_KINDS
+from vcpd.services.ports import BOUNDED_BITS, KIND_ARITY, TUPLE_KINDS
 
 __all__ = [
     "ELEMENT_BYTES",
@@ -78,6 +78,8 @@ KINDS: Final[Mapping[str, TupleKind]] = {
     # MP-SPDZ has no file of plain random values; masks are imported from
     # files the operator declares as such (32 bytes per tuple).
     "mask": TupleKind("mask", 1, ("r",), None),
+    # r uniform in [0, 2^40): a statistical mask's high part in one tuple (no MP-SPDZ file either).
+    "bounded": TupleKind("bounded", 1, (f"r < 2^{BOUNDED_BITS}",), None),
 }
 assert tuple(KINDS) == TUPLE_KINDS and all(KINDS[k].arity == KIND_ARITY[k] for k in KINDS)
 

@@ -3,10 +3,10 @@
 :class:`SecretsMixin` is mixed into :class:`vcpd.client.Client`. Its methods
 talk to every VCP of the VC and **trust none of them alone**:
 
-* an upload first fetches shares of fresh input masks r with an
-  output-delivery object (ODO) and checks it (w = r·ρ and u = v·ρ for every
-  element) before sending μ = x − r; so the masked values sent out hide x
-  behind a mask no VCP could have shifted;
+* an upload first fetches shares of fresh triples (a, b, c) and checks
+  a·b = c for every element before sending μ = x − a; so the masked values
+  sent out hide x behind a mask no VCP could have shifted (the argument is in
+  :mod:`vcpd.services.secrets.upload`);
 * a download sums every VCP's shares of y, ρ, v, w, u and returns y only if
   w = y·ρ and u = v·ρ for every element, else raises
   :class:`~vcpd.errors.IntegrityError`; the VCPs have MAC-checked every
@@ -40,6 +40,7 @@ from vcpd.math import FieldArray, PrimeField
 
 __all__ = [
     "DELIVERY_FAILURE",
+    "MASK_FAILURE",
     "ENCODINGS",
     "Page",
     "Secret",
@@ -48,6 +49,7 @@ __all__ = [
     "decode_values",
     "encode_values",
     "verify_delivery",
+    "verify_masks",
 ]
 
 ENCODINGS: Final = ("int64", "field", "fixed")
@@ -58,9 +60,13 @@ RESERVED_TAGS: Final = ("owner", "creation-date")
 DELIVERY_FAILURE: Final = (
     "VCP answers failed the output-delivery check: a VCP cheated or is broken; no value returned"
 )
+MASK_FAILURE: Final = (
+    "VCP answers failed the input-mask check (a·b ≠ c): a VCP cheated or is broken; nothing was sent"
+)
 _INT64_MIN: Final = -(1 << 63)
 _INT64_MAX: Final = (1 << 63) - 1
 _ODO_FIELDS: Final = ("y", "rho", "v", "w", "u")
+_TRIPLE_FIELDS: Final = ("a", "b", "c")
 _VECTORISE: Final = 512  # values from which encoding and decoding run in numpy
 _PARALLEL: Final = 1 << 16  # elements from which a delivery is checked in two threads
 
@@ -236,16 +242,18 @@ def decode_values(elements: FieldArray, encoding: str, fraction_bits: int) -> li
 # ---------------------------------------------------------------- verification
 
 
-def _sum_field(field_: PrimeField, answers: Sequence[Mapping[str, Any]], name: str, n: int) -> FieldArray:
+def _sum_field(
+    field_: PrimeField, answers: Sequence[Mapping[str, Any]], name: str, n: int, failure: str = DELIVERY_FAILURE
+) -> FieldArray:
     total: FieldArray | None = None
     for party, answer in enumerate(answers):
         data = answer.get(name)
         if not isinstance(data, bytes | memoryview) or len(data) != 16 * n:
-            raise IntegrityError(f"VCP {party} sent a malformed '{name}' in its answer; {DELIVERY_FAILURE}")
+            raise IntegrityError(f"VCP {party} sent a malformed '{name}' in its answer; {failure}")
         try:
             shares = field_.from_bytes(data)
         except FieldError:
-            raise IntegrityError(f"VCP {party} sent non-field data in its answer; {DELIVERY_FAILURE}") from None
+            raise IntegrityError(f"VCP {party} sent non-field data in its answer; {failure}") from None
         total = shares if total is None else total + shares
     assert total is not None
     return total
@@ -267,27 +275,51 @@ def verify_delivery(field_: PrimeField, answers: Sequence[Mapping[str, Any]], n:
     return y
 
 
-async def _verify_delivery_in_threads(field_: PrimeField, answers: Sequence[Mapping[str, Any]], n: int) -> FieldArray:
-    """:func:`verify_delivery` of a big delivery, its two halves in two threads.
+def verify_masks(field_: PrimeField, answers: Sequence[Mapping[str, Any]], n: int) -> FieldArray:
+    """Sum every VCP's triple shares and return the masks a iff a·b = c everywhere.
+
+    A VCP that shifted its share of a by δ must have shifted c by δ·b
+    without knowing b (see :mod:`vcpd.services.secrets.upload`).
+
+    Raises:
+        IntegrityError: a malformed answer or a failed check.
+    """
+    if not answers:
+        raise IntegrityError(MASK_FAILURE)
+    a, b, c = (_sum_field(field_, answers, name, n, MASK_FAILURE) for name in _TRIPLE_FIELDS)
+    if not (a * b - c).all_zero():
+        raise IntegrityError(MASK_FAILURE)
+    if b.has_zero():  # b = 0 would let a shift of a pass (chance 1/p per element when honest)
+        raise IntegrityError(MASK_FAILURE)
+    return a
+
+
+async def _verify_in_threads(
+    field_: PrimeField, answers: Sequence[Mapping[str, Any]], n: int, *, masks: bool
+) -> FieldArray:
+    """:func:`verify_masks` (``masks``) or :func:`verify_delivery` of a big answer, in two threads.
 
     The elements are independent, so each half is checked on its own; numpy
     releases the GIL, and while the client checks, the VCPs wait for it.
     """
+    verify, names, failure = (
+        (verify_masks, _TRIPLE_FIELDS, MASK_FAILURE) if masks else (verify_delivery, _ODO_FIELDS, DELIVERY_FAILURE)
+    )
     if n < _PARALLEL or not answers:
-        return verify_delivery(field_, answers, n)
-    for party, answer in enumerate(answers):  # the checks verify_delivery makes, before slicing
-        for name in _ODO_FIELDS:
+        return verify(field_, answers, n)
+    for party, answer in enumerate(answers):  # the checks verify makes, before slicing
+        for name in names:
             data = answer.get(name)
             if not isinstance(data, bytes) or len(data) != 16 * n:
-                raise IntegrityError(f"VCP {party} sent a malformed '{name}' in its answer; {DELIVERY_FAILURE}")
+                raise IntegrityError(f"VCP {party} sent a malformed '{name}' in its answer; {failure}")
     half = n // 2
     halves: list[FieldArray | None] = [None, None]
     failures: list[BaseException] = []
 
     def check(index: int, start: int, stop: int) -> None:
-        part = [{name: memoryview(a[name])[16 * start : 16 * stop] for name in _ODO_FIELDS} for a in answers]
+        part = [{name: memoryview(a[name])[16 * start : 16 * stop] for name in names} for a in answers]
         try:
-            halves[index] = verify_delivery(field_, part, stop - start)
+            halves[index] = verify(field_, part, stop - start)
         except IntegrityError as exc:
             failures.append(exc)
 
@@ -421,8 +453,8 @@ class SecretsMixin:
 
         Raises:
             FieldError: a value does not fit the encoding.
-            IntegrityError: the VCPs' input masks failed the output-delivery
-                check; nothing was sent that depends on the values.
+            IntegrityError: the VCPs' input masks failed their check
+                (a·b ≠ c); nothing was sent that depends on the values.
             RequestError: a VCP refused (``conflict`` for an existing id,
                 ``bad-request`` for malformed tags, ...).
         """
@@ -432,7 +464,7 @@ class SecretsMixin:
         request_id = str(uuid.uuid4())
         n = len(elements)
         answers = await self.call_all("secrets.upload.begin", {"id": sid, "count": n, "request_id": request_id})
-        masks = await _verify_delivery_in_threads(self.field, answers, n)
+        masks = await _verify_in_threads(self.field, answers, n, masks=True)
         mu = (elements - masks).to_bytes()
         commit: dict[str, Any] = {
             "id": sid,
@@ -462,7 +494,7 @@ class SecretsMixin:
         info = _same([_info(p, a) for p, a in enumerate(answers)], f"the metadata of secret {sid}")
         if info.id != sid or not 1 <= info.length:
             raise IntegrityError(f"the VCPs answered for another secret than {sid}")
-        elements = await _verify_delivery_in_threads(self.field, answers, info.length)
+        elements = await _verify_in_threads(self.field, answers, info.length, masks=False)
         tuples = answers[0].get("tuples")
         return Secret(
             id=sid,

@@ -30,8 +30,8 @@ from vcpd.math import Shares
 
 from . import acl, storage
 from .agreement import agree, digest
-from .context import ProtocolContext, request_session, session_name, take_tuples
-from .delivery import DOWNLOAD_TUPLES_PER_ELEMENT, deliver, tuples_for
+from .context import ProtocolContext, request_session, session_name, take_tuples, tuples_for
+from .delivery import DOWNLOAD_TUPLES_PER_ELEMENT, deliver
 from .model import encoding_to_wire
 
 __all__ = ["download"]
@@ -92,8 +92,6 @@ async def download(ctx: ProtocolContext, caller: str, secret_id: str, request_id
                 masks=tuples["mask"][0],
                 triple=tuples["triple"],
                 party=ctx.party,
-                alpha_share=ctx.alpha_share,
-                rerandomise=True,
             )
             return {
                 "id": secret_id,

@@ -2,31 +2,36 @@
 
 To give a client a stored secret y (downloads; uploads check their masks
 with a triple instead, see :mod:`~vcpd.services.secrets.upload`) the VCPs
-compute, per element k, with fresh independent
-masks ρ_k and v_k and two Beaver multiplications (mpc-notes §2.3, DDNNT15)::
+compute, per element k, with fresh independent masks ρ_k and v_k and two
+Beaver multiplications with triples (a, b, c) and (a', b', c')
+(mpc-notes §2.3, DDNNT15)::
 
     w_k = y_k · ρ_k        u_k = v_k · ρ_k
 
-and each VCP sends its *value* shares of y, ρ, v, w, u. The client sums them
-and accepts iff w = y·ρ and u = v·ρ for every element: a VCP that shifts its
-reported share of y by δ would have to shift its share of w by δ·ρ without
-knowing ρ.
+and each VCP sends its *value* shares of y', ρ, v, w, u, where y' is a fresh
+sharing of y (below). The client sums them and accepts iff w = y·ρ and
+u = v·ρ for every element: a VCP that shifts its reported share of y by δ
+would have to shift its share of w by δ·ρ without knowing ρ.
 
 That client check alone is not enough (mpc-notes §2.6): a VCP that shifts y
 *and* the Beaver opening y − a consistently passes it. So every opening behind
-w and u -- and the opening that re-randomises y -- goes through the batched
-MAC check **before** this module returns anything; since ⟨y⟩ − ⟨a⟩ is opened
-with y's own MAC shares, the check also covers a stored share that was
-tampered with at rest.
+w and u goes through the batched MAC check **before** this module returns
+anything; since ⟨y⟩ − ⟨a⟩ is opened with y's own MAC shares, the check also
+covers a stored share that was tampered with at rest.
 
-y is first re-randomised, y' = y + ⟨r⟩ − open(⟨r⟩) with a fresh mask r
-(MP-SPDZ's ``reveal_to_clients``), so the shares the client sees are fresh
-and independent of how y was produced.
+Re-randomising comes with the Beaver round for free: ε = y − a is opened
+anyway, so y' = ⟨a⟩ + ε (party 0 adds ε) is a sharing of y whose shares are
+those of the fresh, never reused triple component a -- independent of the
+stored shares and of how y was produced, which is what MP-SPDZ's
+``reveal_to_clients`` gets from y + ⟨r⟩ − open(⟨r⟩) at the cost of one more
+mask and one more opening per element. Soundness is unchanged: ε is the
+opening the MAC check covers, and the client's check binds y' to w exactly
+as it bound y.
 
-Tuple cost per element (:data:`DOWNLOAD_TUPLES_PER_ELEMENT`): 3 masks (the
-re-randomising r, ρ, v) and 2 triples.
-Every opening of an ODO -- the re-randomising one included -- travels in one
-flight, followed by the MAC check: two network rounds plus the check's.
+Tuple cost per element (:data:`DOWNLOAD_TUPLES_PER_ELEMENT`): 2 masks (ρ, v)
+and 2 triples. All four openings of an ODO (y − a, v − a', ρ − b, ρ − b')
+travel in one flight, followed by the MAC check: one network round plus the
+check's.
 
 This module must not import the store or any vcpd module other than
 :mod:`vcpd.errors`, :mod:`vcpd.math`, :mod:`vcpd.protocol` and
@@ -42,23 +47,18 @@ from typing import Final, Protocol
 
 from vcpd.errors import VcpInternalError
 from vcpd.math import FieldArray, Shares
-from vcpd.protocol.online import DeferredOpening
 
 __all__ = ["DOWNLOAD_TUPLES_PER_ELEMENT", "DeliveryShares", "OnlineOps", "deliver"]
 
-DOWNLOAD_TUPLES_PER_ELEMENT: Final[Mapping[str, int]] = MappingProxyType({"mask": 3, "triple": 2})
-"""Per downloaded element: the re-randomising mask, ρ and v; 2 triples."""
+DOWNLOAD_TUPLES_PER_ELEMENT: Final[Mapping[str, int]] = MappingProxyType({"mask": 2, "triple": 2})
+"""Per downloaded element: the masks ρ and v; 2 triples."""
 
 
 class OnlineOps(Protocol):
     """The part of :class:`vcpd.protocol.online.OnlineParty` this module uses."""
 
-    def open_with_next(self, shares: Shares) -> DeferredOpening:
-        """Queue an opening to travel with the next opening round."""
-        ...
-
-    async def mul(self, x: Shares, y: Shares, triple: Sequence[Shares]) -> Shares:
-        """⟨x·y⟩ by one Beaver round with the triple (a, b, c)."""
+    async def open_many(self, parts: Sequence[Shares]) -> list[FieldArray]:
+        """Open vectors to all VCPs in one round (recorded for the next MAC check)."""
         ...
 
     async def mac_check(self) -> None:
@@ -98,23 +98,18 @@ async def deliver(
     triple: Sequence[Shares],
     party: int,
 ) -> DeliveryShares:
-    """Compute and MAC-check the ODO of re-randomised ``y``; return this VCP's value shares.
+    """Compute and MAC-check the ODO of ``y``, re-randomised; return this VCP's value shares.
 
-    y is replaced by y' = y + r − R with R = open(r). The product is taken of
-    y + r, whose Beaver opening does not need R, and corrected afterwards:
-    y'·ρ = (y + r)·ρ − R·ρ. So the opening of r, the Beaver opening of
-    u = v·ρ and that of (y + r)·ρ (through ``online.mul``) travel in one
-    flight (``open.k``, ``open.k+1``, ``open.k+2``): one round instead of
-    two, revealing the same values.
-
-    Only value shares of u are computed by hand: it goes to the client and
-    nowhere else, so its MAC shares would never be used.
+    Both products run as one Beaver round of length 2n: open (y, v) − a and
+    (ρ, ρ) − b, then (w, u) = c + (ρ, ρ)·ε + a·δ, and y' = a + ε. Only value
+    shares of w, u and y' are computed: they go to the client and nowhere
+    else, so their MAC shares would never be used.
 
     Args:
         online: the session's online engine (its MAC check must cover every
             opening made through it in this call).
         y: this VCP's shares of the vector to deliver (n elements).
-        masks: 3n fresh masks: ρ, then v, then r.
+        masks: 2n fresh masks: ρ, then v.
         triple: (a, b, c), each 2n long.
         party: this VCP's index.
 
@@ -122,22 +117,18 @@ async def deliver(
         MacCheckFailure: some opening was inconsistent; nothing is returned.
     """
     n = len(y)
-    if len(masks) != 3 * n or len(triple) != 3 or any(len(t) != 2 * n for t in triple):
+    if len(masks) != 2 * n or len(triple) != 3 or any(len(t) != 2 * n for t in triple):
         raise VcpInternalError(f"ODO of {n} elements got {len(masks)} masks and a wrongly sized triple")
-    rho, v, r = masks[0:n], masks[n : 2 * n], masks[2 * n : 3 * n]
+    rho, v = masks[0:n], masks[n : 2 * n]
     a, b, c = triple
     a1, a2, b1, b2 = a[0:n], a[n : 2 * n], b[0:n], b[n : 2 * n]
-    opened_r = online.open_with_next(r)
-    opened_vr = online.open_with_next(Shares.concat_differences([(v, a2), (rho, b2)]))
-    y_plus_r = y + r
-    # y'·ρ as a Beaver product of (y + r)·ρ through mul(), the other product
-    # by hand (its MAC shares are never needed); one flight carries all three.
-    w_plus = await online.mul(y_plus_r, rho, (a1, b1, c[0:n]))
-    big_r = opened_r.value
-    # Nothing derived from the openings above may leave before this passes.
+    to_open = Shares.concat_differences([(y, a1), (v, a2), (rho, b1), (rho, b2)])
+    (opened,) = await online.open_many([to_open])
+    # Nothing derived from the openings may leave before this passes.
     await online.mac_check()
-    eps2, delta2 = opened_vr.value[0:n], opened_vr.value[n : 2 * n]
-    y_values = y_plus_r.values - big_r if party == 0 else y_plus_r.values
-    w = w_plus.values - rho.values * big_r
-    u = c.values[n : 2 * n] + rho.values * eps2 + a2.values * delta2
-    return DeliveryShares(y=y_values, rho=rho.values, v=v.values, w=w, u=u)
+    eps1, eps2, delta1, delta2 = (opened[k * n : (k + 1) * n] for k in range(4))
+    rho_values = rho.values
+    w = c.values[0:n] + rho_values * eps1 + a1.values * delta1
+    u = c.values[n : 2 * n] + rho_values * eps2 + a2.values * delta2
+    y_fresh = a1.values + eps1 if party == 0 else a1.values
+    return DeliveryShares(y=y_fresh, rho=rho_values, v=v.values, w=w, u=u)

@@ -38,8 +38,8 @@ async def _consumed(client: object) -> dict[str, int]:
 
 async def run(config: object, repeat: int, large: int) -> tuple[list[list[object]], Used]:
     async with open_client(config) as client:  # type: ignore[arg-type]
-        # Upload 1 triple, download 2 masks + 2 triples per element, plus slack.
-        for kind, count in (("mask", 2 * (large + repeat) + 1000), ("triple", 3 * (large + repeat) + 1000)):
+        # Upload 1 triple, download 1 mask + 2 triples per element, plus slack.
+        for kind, count in (("mask", (large + repeat) + 1000), ("triple", 3 * (large + repeat) + 1000)):
             await client.wait_tuple_job(await client.generate_tuples(kind, count))
         counters = {"upload": dict.fromkeys(("mask", "triple"), 0), "download": dict.fromkeys(("mask", "triple"), 0)}
 

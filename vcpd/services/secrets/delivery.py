@@ -2,16 +2,17 @@
 
 To give a client a stored secret y (downloads; uploads check their masks
 with a triple instead, see :mod:`~vcpd.services.secrets.upload`) the VCPs
-compute, per element k, with fresh independent masks ρ_k and v_k and two
-Beaver multiplications with triples (a, b, c) and (a', b', c')
+take, per element k, a fresh mask ρ_k and two triples (a, b, c) and
+(a', b', c'), set v_k = a'_k, and compute by Beaver multiplication
 (mpc-notes §2.3, DDNNT15)::
 
     w_k = y_k · ρ_k        u_k = v_k · ρ_k
 
-and each VCP sends its *value* shares of y', ρ, v, w, u, where y' is a fresh
+then each VCP sends its *value* shares of y', ρ, v, w, u, where y' is a fresh
 sharing of y (below). The client sums them and accepts iff w = y·ρ and
 u = v·ρ for every element: a VCP that shifts its reported share of y by δ
-would have to shift its share of w by δ·ρ without knowing ρ.
+would have to shift its share of w by δ·ρ without knowing ρ, and one that
+shifts ρ by δ would have to shift u by δ·v without knowing v.
 
 That client check alone is not enough (mpc-notes §2.6): a VCP that shifts y
 *and* the Beaver opening y − a consistently passes it. So every opening behind
@@ -19,19 +20,24 @@ w and u goes through the batched MAC check **before** this module returns
 anything; since ⟨y⟩ − ⟨a⟩ is opened with y's own MAC shares, the check also
 covers a stored share that was tampered with at rest.
 
-Re-randomising comes with the Beaver round for free: ε = y − a is opened
-anyway, so y' = ⟨a⟩ + ε (party 0 adds ε) is a sharing of y whose shares are
-those of the fresh, never reused triple component a -- independent of the
-stored shares and of how y was produced, which is what MP-SPDZ's
-``reveal_to_clients`` gets from y + ⟨r⟩ − open(⟨r⟩) at the cost of one more
-mask and one more opening per element. Soundness is unchanged: ε is the
-opening the MAC check covers, and the client's check binds y' to w exactly
-as it bound y.
+Two choices save a mask and an opening each per element without changing
+what the client receives or checks:
 
-Tuple cost per element (:data:`DOWNLOAD_TUPLES_PER_ELEMENT`): 2 masks (ρ, v)
-and 2 triples. All four openings of an ODO (y − a, v − a', ρ − b, ρ − b')
-travel in one flight, followed by the MAC check: one network round plus the
-check's.
+* **v is the second triple's a'.** v only has to be uniform, unknown to every
+  VCP and used nowhere else, which a' is (Amphora takes a separate mask).
+  The Beaver product v·ρ then has v − a' = 0, so only δ' = ρ − b' is opened
+  and u = c' + δ'·a'; the multiplication is still a Beaver product whose
+  opening the MAC check covers.
+* **y is re-randomised by the first Beaver round.** ε = y − a is opened
+  anyway, so y' = ⟨a⟩ + ε (party 0 adds ε) is a sharing of y whose shares are
+  those of the fresh, never reused a -- independent of the stored shares and
+  of how y was produced, which MP-SPDZ's ``reveal_to_clients`` gets from
+  y + ⟨r⟩ − open(⟨r⟩) at the cost of one more mask and opening. A shift of ε
+  shifts y' and w together, and is what the MAC check catches.
+
+Tuple cost per element (:data:`DOWNLOAD_TUPLES_PER_ELEMENT`): 1 mask (ρ) and
+2 triples. The three openings of an ODO (y − a, ρ − b, ρ − b') travel in one
+flight, followed by the MAC check: one network round plus the check's.
 
 This module must not import the store or any vcpd module other than
 :mod:`vcpd.errors`, :mod:`vcpd.math`, :mod:`vcpd.protocol` and
@@ -50,8 +56,8 @@ from vcpd.math import FieldArray, Shares
 
 __all__ = ["DOWNLOAD_TUPLES_PER_ELEMENT", "DeliveryShares", "OnlineOps", "deliver"]
 
-DOWNLOAD_TUPLES_PER_ELEMENT: Final[Mapping[str, int]] = MappingProxyType({"mask": 2, "triple": 2})
-"""Per downloaded element: the masks ρ and v; 2 triples."""
+DOWNLOAD_TUPLES_PER_ELEMENT: Final[Mapping[str, int]] = MappingProxyType({"mask": 1, "triple": 2})
+"""Per downloaded element: the mask ρ; 2 triples (the second one's a is v)."""
 
 
 class OnlineOps(Protocol):
@@ -100,35 +106,35 @@ async def deliver(
 ) -> DeliveryShares:
     """Compute and MAC-check the ODO of ``y``, re-randomised; return this VCP's value shares.
 
-    Both products run as one Beaver round of length 2n: open (y, v) − a and
-    (ρ, ρ) − b, then (w, u) = c + (ρ, ρ)·ε + a·δ, and y' = a + ε. Only value
-    shares of w, u and y' are computed: they go to the client and nowhere
-    else, so their MAC shares would never be used.
+    Both products run as one Beaver round: open y − a, ρ − b and ρ − b'
+    (v = a' needs no opening), then w = c + ρ·ε + a·δ, u = c' + a'·δ' and
+    y' = a + ε. Only value shares of w, u and y' are computed: they go to the
+    client and nowhere else, so their MAC shares would never be used.
 
     Args:
         online: the session's online engine (its MAC check must cover every
             opening made through it in this call).
         y: this VCP's shares of the vector to deliver (n elements).
-        masks: 2n fresh masks: ρ, then v.
-        triple: (a, b, c), each 2n long.
+        masks: n fresh masks (ρ).
+        triple: (a, b, c), each 2n long: the first n for w, the rest for u.
         party: this VCP's index.
 
     Raises:
         MacCheckFailure: some opening was inconsistent; nothing is returned.
     """
     n = len(y)
-    if len(masks) != 2 * n or len(triple) != 3 or any(len(t) != 2 * n for t in triple):
+    if len(masks) != n or len(triple) != 3 or any(len(t) != 2 * n for t in triple):
         raise VcpInternalError(f"ODO of {n} elements got {len(masks)} masks and a wrongly sized triple")
-    rho, v = masks[0:n], masks[n : 2 * n]
+    rho = masks
     a, b, c = triple
     a1, a2, b1, b2 = a[0:n], a[n : 2 * n], b[0:n], b[n : 2 * n]
-    to_open = Shares.concat_differences([(y, a1), (v, a2), (rho, b1), (rho, b2)])
+    to_open = Shares.concat_differences([(y, a1), (rho, b1), (rho, b2)])
     (opened,) = await online.open_many([to_open])
     # Nothing derived from the openings may leave before this passes.
     await online.mac_check()
-    eps1, eps2, delta1, delta2 = (opened[k * n : (k + 1) * n] for k in range(4))
-    rho_values = rho.values
-    w = c.values[0:n] + rho_values * eps1 + a1.values * delta1
-    u = c.values[n : 2 * n] + rho_values * eps2 + a2.values * delta2
-    y_fresh = a1.values + eps1 if party == 0 else a1.values
-    return DeliveryShares(y=y_fresh, rho=rho_values, v=v.values, w=w, u=u)
+    eps, delta1, delta2 = (opened[k * n : (k + 1) * n] for k in range(3))
+    rho_values, a1_values, v = rho.values, a1.values, a2.values
+    w = c.values[0:n] + rho_values * eps + a1_values * delta1
+    u = c.values[n : 2 * n] + v * delta2
+    y_fresh = a1_values + eps if party == 0 else a1_values
+    return DeliveryShares(y=y_fresh, rho=rho_values, v=v, w=w, u=u)

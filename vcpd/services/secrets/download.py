@@ -6,7 +6,7 @@ id from the client. Each VCP
 1. checks on its own that the caller may ``read`` the secret, then exchanges
    its verdict with the others (with a digest of id, caller, length and
    encoding), so a refusal anywhere fails every VCP promptly;
-2. reserves and takes 2n masks and 2n triples (n = length) under the request
+2. reserves and takes n masks and 2n triples (n = length) under the request
    id;
 3. computes the ODO of the stored shares, re-randomised as y' = ⟨a⟩ + ε with
    the Beaver round's own fresh a; its openings, including ε = ⟨y⟩ − ⟨a⟩ made

@@ -36,14 +36,16 @@ The honest VCP's shares are uniform and unknown to the adversary, so a and b
 are uniform and independent in its view (b and c are never opened or used
 again; the triple is consumed). If δa ≠ 0 or δb ≠ 0 the left side is a
 non-constant polynomial of degree 1 in (a, b), which hits the fixed δc with
-probability 1/p (about 2^-127) per element; so a mask shifted by δa ≠ 0 (the
-only shift that would change the stored x, to x − δa) is caught unless
-δa = δb = δc = 0. The b ≠ 0 test only rejects an event of probability 1/p in
-which δc = 0 would hide δa. That the triple itself is correct (c = a·b) and
+probability at most 1/p (about 2^-127) per element; if δa = δb = 0 it passes
+only with δc = 0. So a mask shifted by δa ≠ 0 (the only shift that would
+change the stored x, to x − δa) is caught except with probability 1/p,
+before μ leaves the client. The b ≠ 0 test only rejects an event of
+probability 1/p in which δc = 0 would hide δa. That the triple itself is correct (c = a·b) and
 its shares carry valid MACs under α is the offline phase's guarantee
 (MASCOT's sacrifice, or the dealer), not the upload's. The stored MAC
 shares m_i(a) + α_i·μ are then correct MACs of x, so every later opening
-that involves x is MAC-checked as usual. Privacy: μ = x − a with a uniform
+that involves x is MAC-checked as usual (a VCP that stores something else
+than a_i + [i=0]·μ is caught there, as any share altered at rest). Privacy: μ = x − a with a uniform
 and never used again hides x from the VCPs; the client learns a, b, c, which
 no one uses afterwards. Compared with an ODO over a fresh mask (the former
 design and Amphora's, 3 masks and 2 triples per element, two Beaver products

@@ -2,10 +2,10 @@
 
     python bench/secrets.py [--parties 3] [--repeat 30] [--large 1000000]
 
-Latency: median of --repeat uploads / downloads of a 1-element secret (each a
-full protocol: upload = triples reserved and checked by the client, then the
-masked values stored everywhere; download = MAC-checked output delivery and
-the client's check). Throughput: one secret of --large elements each way.
+Latency: median of --repeat uploads, then of as many downloads, of a
+1-element secret (each a full protocol: upload = triples reserved and checked
+by the client, then the masked values stored everywhere; download =
+MAC-checked output delivery and the client's check). Throughput: one secret of --large elements each way.
 Tuples per element come from the tuple store's consumption counters, read
 between the phases, for uploads and downloads separately.
 """
@@ -42,28 +42,38 @@ async def run(config: object, repeat: int, large: int) -> tuple[list[list[object
         for kind, count in (("mask", (large + repeat) + 1000), ("triple", 3 * (large + repeat) + 1000)):
             await client.wait_tuple_job(await client.generate_tuples(kind, count))
         counters = {"upload": dict.fromkeys(("mask", "triple"), 0), "download": dict.fromkeys(("mask", "triple"), 0)}
+        # Consumption is read between phases only, never between two timed operations.
+        mark = await _consumed(client)
 
-        async def timed(direction: str, step: object) -> tuple[float, object]:
-            before = await _consumed(client)
-            t0 = time.perf_counter()
-            result = await step  # type: ignore[misc]
-            elapsed = time.perf_counter() - t0
-            after = await _consumed(client)
-            for kind in before:
-                counters[direction][kind] += after[kind] - before[kind]
-            return elapsed, result
+        async def count(direction: str) -> None:
+            nonlocal mark
+            now = await _consumed(client)
+            for kind in now:
+                counters[direction][kind] += now[kind] - mark[kind]
+            mark = now
 
-        ups, downs = [], []
+        ups, downs, secrets = [], [], []
         for i in range(repeat):
-            up, secret = await timed("upload", client.create_secret([i]))
-            down, got = await timed("download", client.get_secret(secret))  # type: ignore[arg-type]
-            assert got.values == [i]  # type: ignore[attr-defined]
-            ups.append(up)
-            downs.append(down)
+            t0 = time.perf_counter()
+            secrets.append(await client.create_secret([i]))
+            ups.append(time.perf_counter() - t0)
+        await count("upload")
+        for i, secret in enumerate(secrets):
+            t0 = time.perf_counter()
+            got = await client.get_secret(secret)
+            downs.append(time.perf_counter() - t0)
+            assert got.values == [i]
+        await count("download")
         values = list(range(-large // 2, large - large // 2))
-        up_large, big = await timed("upload", client.create_secret(values))
-        down_large, got = await timed("download", client.get_secret(big))  # type: ignore[arg-type]
-        assert got.values == values  # type: ignore[attr-defined]
+        t0 = time.perf_counter()
+        big = await client.create_secret(values)
+        up_large = time.perf_counter() - t0
+        await count("upload")
+        t0 = time.perf_counter()
+        got = await client.get_secret(big)
+        down_large = time.perf_counter() - t0
+        await count("download")
+        assert got.values == values
         elements = repeat + large  # per direction
         used = {d: {k: v / elements for k, v in c.items()} for d, c in counters.items()}
         rows = [

@@ -137,9 +137,9 @@ async def test_tampered_download_answer_is_an_integrity_error(tmp_path: Path, fi
                 await client.get_secret(sid)
 
 
-@pytest.mark.parametrize("part", [0, 1, 2])
+@pytest.mark.parametrize("part", [0, 1])
 async def test_tampered_openings_inside_the_odo_are_caught(tmp_path: Path, part: int) -> None:
-    """The one opening (open.0) carries y − a (which also re-randomises y), ρ − b and ρ − b'."""
+    """The one opening (open.0) carries y − a (which also re-randomises y) and b − b' (ρ − b')."""
     with trio.fail_after(30):
         async with open_vc(tmp_path, 3) as vc:
             client = vc.client()
@@ -148,7 +148,7 @@ async def test_tampered_openings_inside_the_odo_are_caught(tmp_path: Path, part:
 
             def shift(src: int, dst: int, message: tuple[Any, ...]) -> tuple[Any, ...]:
                 if message[0] == "m" and src == 2 and message[1].startswith("secrets.get/") and message[2] == "open.0":
-                    bump = FIELD.from_ints([1 if k // n == part else 0 for k in range(3 * n)])
+                    bump = FIELD.from_ints([1 if k // n == part else 0 for k in range(2 * n)])
                     message = (*message[:3], (FIELD.from_bytes(message[3]) + bump).to_bytes())
                 return message
 

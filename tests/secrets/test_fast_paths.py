@@ -62,10 +62,10 @@ async def test_real_tuple_store_with_the_daemons_engine_and_a_refused_begin(tmp_
             client = FakeClient(vc, new_key())
             sid = await client.create_secret([1, -2, 3])
             assert (await client.get_secret(sid)).values == [1, -2, 3]
-            # Upload: 1 triple per element; download: 1 mask and 2 triples.
+            # Upload: 1 triple per element; download: 2 triples.
             kinds = [ts.statistics().kinds for ts in tuple_stores]
             consumed = [(k["mask"].consumed, k["triple"].consumed) for k in kinds]
-            assert consumed == [(3, 9)] * 3
+            assert consumed == [(0, 9)] * 3
             # An upload refused by every VCP (the id exists) fails promptly everywhere.
             with pytest.raises(RequestError, match="already exists") as info:
                 await client.create_secret([4], secret_id=sid)

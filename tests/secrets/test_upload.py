@@ -73,14 +73,14 @@ async def test_round_trip_of_every_encoding(tmp_path: Path, n_parties: int) -> N
             assert reconstruct(shares).to_signed(64) == INT64
             assert check_macs(shares, vc.dealer.alpha_shares)
 
-            # Tuple budget: per element 1 triple per upload; 1 mask + 2 triples per download.
+            # Tuple budget: per element 1 triple per upload; 2 triples per download.
             n_up = len(INT64) + 3 + len(reals) + 2
             n_down = n_up
             assert UPLOAD_TUPLES_PER_ELEMENT == {"triple": 1}
-            assert DOWNLOAD_TUPLES_PER_ELEMENT == {"mask": 1, "triple": 2}
-            assert got.tuples == {"mask": len(INT64), "triple": 2 * len(INT64)}
+            assert DOWNLOAD_TUPLES_PER_ELEMENT == {"triple": 2}
+            assert got.tuples == {"triple": 2 * len(INT64)}
             for party in range(n_parties):
-                assert vc.dealer.consumed[party] == {"mask": n_down, "triple": n_up + 2 * n_down}
+                assert vc.dealer.consumed[party] == {"triple": n_up + 2 * n_down}
             assert vc.services[0].statistics()["uploads_committed"] == 4
 
 

@@ -2,8 +2,8 @@
 
 To give a client a stored secret y (downloads; uploads check their masks
 with a triple instead, see :mod:`~vcpd.services.secrets.upload`) the VCPs
-take, per element k, a fresh mask ρ_k and two triples (a, b, c) and
-(a', b', c'), set v_k = a'_k, and compute by Beaver multiplication
+take, per element k, two fresh triples (a, b, c) and (a', b', c'), set
+ρ_k = b_k and v_k = a'_k, and compute by Beaver multiplication
 (mpc-notes §2.3, DDNNT15)::
 
     w_k = y_k · ρ_k        u_k = v_k · ρ_k
@@ -11,8 +11,9 @@ take, per element k, a fresh mask ρ_k and two triples (a, b, c) and
 then each VCP sends its *value* shares of y', ρ, v, w, u, where y' is a fresh
 sharing of y (below). The client sums them and accepts iff w = y·ρ and
 u = v·ρ for every element: a VCP that shifts its reported share of y by δ
-would have to shift its share of w by δ·ρ without knowing ρ, and one that
-shifts ρ by δ would have to shift u by δ·v without knowing v.
+would have to shift its share of w by δ·ρ without knowing ρ, one that
+shifts ρ by δ would have to shift u by δ·v without knowing v, and one that
+shifts v would have to shift u by δ·ρ.
 
 That client check alone is not enough (mpc-notes §2.6): a VCP that shifts y
 *and* the Beaver opening y − a consistently passes it. So every opening behind
@@ -20,24 +21,33 @@ w and u goes through the batched MAC check **before** this module returns
 anything; since ⟨y⟩ − ⟨a⟩ is opened with y's own MAC shares, the check also
 covers a stored share that was tampered with at rest.
 
-Two choices save a mask and an opening each per element without changing
-what the client receives or checks:
+Where Amphora takes three separate masks per element (a re-randomiser, ρ
+and v), the triples' own components serve, without changing what the
+client receives or checks. ρ and v only have to be uniform, unknown to every
+VCP and used nowhere else; b and a' are, and no VCP learns anything about
+them: the only values opened are ε = y − a (masked by a) and δ = b − b'
+(masked by b'), and the triples are never used again. Then
 
-* **v is the second triple's a'.** v only has to be uniform, unknown to every
-  VCP and used nowhere else, which a' is (Amphora takes a separate mask).
-  The Beaver product v·ρ then has v − a' = 0, so only δ' = ρ − b' is opened
-  and u = c' + δ'·a'; the multiplication is still a Beaver product whose
-  opening the MAC check covers.
-* **y is re-randomised by the first Beaver round.** ε = y − a is opened
-  anyway, so y' = ⟨a⟩ + ε (party 0 adds ε) is a sharing of y whose shares are
-  those of the fresh, never reused a -- independent of the stored shares and
-  of how y was produced, which MP-SPDZ's ``reveal_to_clients`` gets from
-  y + ⟨r⟩ − open(⟨r⟩) at the cost of one more mask and opening. A shift of ε
-  shifts y' and w together, and is what the MAC check catches.
+* w = y·b is the Beaver product of y and b with the triple (a, b, c):
+  its second difference b − b is 0, so only ε is opened and
+  w = c + ε·b;
+* u = a'·b is the Beaver product of a' and b with the triple (a', b', c'):
+  its first difference a' − a' is 0, so only δ is opened and
+  u = c' + δ·a';
+* y is re-randomised by the first product: y' = ⟨a⟩ + ε (party 0 adds ε) is
+  a sharing of y whose shares are those of the fresh, never reused a --
+  independent of the stored shares and of how y was produced, which
+  MP-SPDZ's ``reveal_to_clients`` gets from y + ⟨r⟩ − open(⟨r⟩) at the cost
+  of one more mask and opening. A shift of ε shifts y' and w together, and
+  is what the MAC check catches.
 
-Tuple cost per element (:data:`DOWNLOAD_TUPLES_PER_ELEMENT`): 1 mask (ρ) and
-2 triples. The three openings of an ODO (y − a, ρ − b, ρ − b') travel in one
-flight, followed by the MAC check: one network round plus the check's.
+Both products are still Beaver multiplications whose openings the MAC check
+covers before release; a difference that is 0 by construction is not sent,
+so there is nothing in it a VCP could shift.
+
+Tuple cost per element (:data:`DOWNLOAD_TUPLES_PER_ELEMENT`): 2 triples, no
+masks. The two openings of an ODO (y − a and b − b') travel in one flight,
+followed by the MAC check: one network round plus the check's.
 
 This module must not import the store or any vcpd module other than
 :mod:`vcpd.errors`, :mod:`vcpd.math`, :mod:`vcpd.protocol` and
@@ -56,8 +66,8 @@ from vcpd.math import FieldArray, Shares
 
 __all__ = ["DOWNLOAD_TUPLES_PER_ELEMENT", "DeliveryShares", "OnlineOps", "deliver"]
 
-DOWNLOAD_TUPLES_PER_ELEMENT: Final[Mapping[str, int]] = MappingProxyType({"mask": 1, "triple": 2})
-"""Per downloaded element: the mask ρ; 2 triples (the second one's a is v)."""
+DOWNLOAD_TUPLES_PER_ELEMENT: Final[Mapping[str, int]] = MappingProxyType({"triple": 2})
+"""Per downloaded element: 2 triples (the first one's b is ρ, the second one's a is v)."""
 
 
 class OnlineOps(Protocol):
@@ -100,22 +110,20 @@ async def deliver(
     online: OnlineOps,
     y: Shares,
     *,
-    masks: Shares,
     triple: Sequence[Shares],
     party: int,
 ) -> DeliveryShares:
     """Compute and MAC-check the ODO of ``y``, re-randomised; return this VCP's value shares.
 
-    Both products run as one Beaver round: open y − a, ρ − b and ρ − b'
-    (v = a' needs no opening), then w = c + ρ·ε + a·δ, u = c' + a'·δ' and
-    y' = a + ε. Only value shares of w, u and y' are computed: they go to the
-    client and nowhere else, so their MAC shares would never be used.
+    Both products run as one Beaver round: open ε = y − a and δ = b − b',
+    then w = c + ε·b, u = c' + δ·a', y' = a + ε, ρ = b and v = a'. Only value
+    shares of w, u and y' are computed: they go to the client and nowhere
+    else, so their MAC shares would never be used.
 
     Args:
         online: the session's online engine (its MAC check must cover every
             opening made through it in this call).
         y: this VCP's shares of the vector to deliver (n elements).
-        masks: n fresh masks (ρ).
         triple: (a, b, c), each 2n long: the first n for w, the rest for u.
         party: this VCP's index.
 
@@ -123,18 +131,17 @@ async def deliver(
         MacCheckFailure: some opening was inconsistent; nothing is returned.
     """
     n = len(y)
-    if len(masks) != n or len(triple) != 3 or any(len(t) != 2 * n for t in triple):
-        raise VcpInternalError(f"ODO of {n} elements got {len(masks)} masks and a wrongly sized triple")
-    rho = masks
+    if len(triple) != 3 or any(len(t) != 2 * n for t in triple):
+        raise VcpInternalError(f"ODO of {n} elements got a wrongly sized triple")
     a, b, c = triple
     a1, a2, b1, b2 = a[0:n], a[n : 2 * n], b[0:n], b[n : 2 * n]
-    to_open = Shares.concat_differences([(y, a1), (rho, b1), (rho, b2)])
+    to_open = Shares.concat_differences([(y, a1), (b1, b2)])
     (opened,) = await online.open_many([to_open])
     # Nothing derived from the openings may leave before this passes.
     await online.mac_check()
-    eps, delta1, delta2 = (opened[k * n : (k + 1) * n] for k in range(3))
-    rho_values, a1_values, v = rho.values, a1.values, a2.values
-    w = c.values[0:n] + rho_values * eps + a1_values * delta1
-    u = c.values[n : 2 * n] + v * delta2
+    eps, delta = opened[0:n], opened[n : 2 * n]
+    rho, v, a1_values = b1.values, a2.values, a1.values
+    w = c.values[0:n] + rho * eps
+    u = c.values[n : 2 * n] + v * delta
     y_fresh = a1_values + eps if party == 0 else a1_values
-    return DeliveryShares(y=y_fresh, rho=rho_values, v=v, w=w, u=u)
+    return DeliveryShares(y=y_fresh, rho=rho, v=v, w=w, u=u)

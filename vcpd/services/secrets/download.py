@@ -6,12 +6,12 @@ id from the client. Each VCP
 1. checks on its own that the caller may ``read`` the secret, then exchanges
    its verdict with the others (with a digest of id, caller, length and
    encoding), so a refusal anywhere fails every VCP promptly;
-2. reserves and takes n masks and 2n triples (n = length) under the request
-   id;
-3. computes the ODO of the stored shares, re-randomised as y' = ⟨a⟩ + ε with
-   the Beaver round's own fresh a; its openings, including ε = ⟨y⟩ − ⟨a⟩ made
-   with the *stored* MAC shares, all pass the MAC check before anything is
-   returned (see :mod:`~vcpd.services.secrets.delivery`);
+2. reserves and takes 2n triples (n = length) under the request id;
+3. computes the ODO of the stored shares, re-randomised as y' = ⟨a⟩ + ε by
+   the Beaver round's own fresh a (ρ and v are components of the triples);
+   its openings, including ε = ⟨y⟩ − ⟨a⟩ made with the *stored* MAC shares,
+   all pass the MAC check before anything is returned (see
+   :mod:`~vcpd.services.secrets.delivery`);
 4. answers with its value shares of y', ρ, v, w, u and the metadata.
 
 The client sums the answers and accepts iff w = y·ρ and u = v·ρ.
@@ -89,7 +89,6 @@ async def download(ctx: ProtocolContext, caller: str, secret_id: str, request_id
             shares = await deliver(
                 ctx.online(session, ctx.field, ctx.alpha_share),
                 y,
-                masks=tuples["mask"][0],
                 triple=tuples["triple"],
                 party=ctx.party,
             )

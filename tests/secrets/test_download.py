@@ -226,7 +226,8 @@ async def test_downloads_are_rerandomised(tmp_path: Path) -> None:
             second = await get_each(vc, client, sid)
             assert first[0]["y"] != second[0]["y"]  # fresh shares every time ...
             stored = [(await s.load_for_use([sid], client.public_key))[0][0] for s in vc.services]
-            assert all(a["y"] != st.values.to_bytes() for a, st in zip(first, stored, strict=True))  # not the stored ones
+            # ... and not the stored ones
+            assert all(a["y"] != st.values.to_bytes() for a, st in zip(first, stored, strict=True))
             total = [PrimeField().from_bytes(a["y"]) for a in second]
             assert FieldArray.concat([total[0] + total[1]]).to_signed(64) == VALUES  # ... of the same value
 

@@ -28,7 +28,8 @@ _scalars = st.one_of(
 )
 _values = st.recursive(
     _scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4) | st.integers(-(2**63), 2**63), inner, max_size=3),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=4) | st.integers(-(2**63), 2**63), inner, max_size=3),
     max_leaves=8,
 )
 
@@ -45,7 +46,8 @@ def test_encoding_is_cbor2s_and_decoding_matches_it(value: Any) -> None:
 
 
 def test_a_download_answer_round_trips_through_the_api_codec() -> None:
-    ok = {"id": "s", "length": 3, "tags": [{"key": "k", "value": "v", "type": "STRING"}], "y": BULK, "w": bytearray(BULK)}
+    tags = [{"key": "k", "value": "v", "type": "STRING"}]
+    ok = {"id": "s", "length": 3, "tags": tags, "y": BULK, "w": bytearray(BULK)}
     data = encode_response(Response(3, ok))
     assert data == cbor2.dumps({"id": 3, "ok": ok})
     decoded = decode_response(bytearray(data))  # a reassembled message is a bytearray

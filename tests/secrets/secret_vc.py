@@ -90,13 +90,16 @@ class Dealer:
         self.ranges[request_id] = tuple(ranges)
         return self.ranges[request_id]
 
-    def reconstruct_masks(self, request_id: str) -> list[int]:
-        """The plain mask values of a request (for tests that check reuse)."""
+    def reconstruct_triples(self, request_id: str) -> tuple[list[int], list[int], list[int]]:
+        """The plain (a, b, c) of a request's triples (an oracle no VCP has)."""
         _, per_kind = self._made[request_id]
-        total = per_kind["mask"][0][0].values
-        for party in range(1, self.n):
-            total = total + per_kind["mask"][party][0].values
-        return total.to_ints()
+        comps = []
+        for j in range(3):
+            total = per_kind["triple"][0][j].values
+            for party in range(1, self.n):
+                total = total + per_kind["triple"][party][j].values
+            comps.append(total.to_ints())
+        return comps[0], comps[1], comps[2]
 
     @property
     def requests(self) -> list[str]:

@@ -27,17 +27,22 @@ class NoMacCheck(OnlineParty):
 
 
 class ShiftingParty(OnlineParty):
-    """A VCP that feeds y + δ into the ODO product (value share only: it cannot fix the MAC)."""
+    """A VCP that opens y − a + δ in the ODO (value share only: it cannot fix the MAC).
+
+    Its own y' = a + ε then carries the shift too, and so does every VCP's w:
+    the client sees y + δ with w = (y + δ)·ρ, a consistent answer.
+    """
 
     delta = 1000
 
-    async def mul(self, x: Shares, y: Shares, triple: Sequence[Shares]) -> Shares:
+    async def open_many(self, parts: Sequence[Shares]) -> list[FieldArray]:
         if not self.session_id.startswith("secrets.get/"):
-            return await super().mul(x, y, triple)
-        bump = [0] * len(x)
+            return await super().open_many(parts)
+        first = parts[0]
+        bump = [0] * len(first)
         bump[0] = self.delta
-        shifted = Shares(x.values + self.field.from_ints(bump), x.macs)
-        return await super().mul(shifted, y, triple)
+        shifted = Shares(first.values + self.field.from_ints(bump), first.macs)
+        return await super().open_many([shifted, *parts[1:]])
 
 
 def codes(answers: list[Any]) -> set[str]:
@@ -87,14 +92,7 @@ async def test_tampered_stored_mac_share_is_caught(tmp_path: Path) -> None:
 
 
 async def test_consistent_shift_of_y_and_the_beaver_opening_is_caught(tmp_path: Path) -> None:
-    """mpc-notes §2.6 literally: VCP 0 shifts its opening of y − a and reports y + δ."""
-
-    def report_shifted(party: int, op: str, answer: Any) -> Any:
-        if party == 0 and op == "secrets.get":
-            bump = [0] * len(VALUES)
-            bump[0] = ShiftingParty.delta
-            answer["y"] = (FIELD.from_bytes(answer["y"]) + FIELD.from_ints(bump)).to_bytes()
-        return answer
+    """mpc-notes §2.6: VCP 0 shifts its opening of y − a, so y' and w shift together."""
 
     class ShiftNoCheck(ShiftingParty, NoMacCheck):
         pass
@@ -104,7 +102,6 @@ async def test_consistent_shift_of_y_and_the_beaver_opening_is_caught(tmp_path: 
         async with open_vc(tmp_path / "a", 2, online={0: ShiftNoCheck, 1: NoMacCheck}) as vc:
             client = vc.client()
             sid = await client.create_secret(VALUES)
-            vc.answer_tamper = report_shifted
             assert (await client.get_secret(sid)).values[0] == VALUES[0] + ShiftingParty.delta
         # ... with it, the VCPs abort and nothing is released.
         async with open_vc(tmp_path / "b", 2, online={0: ShiftingParty}) as vc:
@@ -114,7 +111,7 @@ async def test_consistent_shift_of_y_and_the_beaver_opening_is_caught(tmp_path: 
 
             def record(party: int, op: str, answer: Any) -> Any:
                 released.append(op)
-                return report_shifted(party, op, answer)
+                return answer
 
             vc.answer_tamper = record
             with pytest.raises(RequestError) as info:
@@ -140,17 +137,19 @@ async def test_tampered_download_answer_is_an_integrity_error(tmp_path: Path, fi
                 await client.get_secret(sid)
 
 
-@pytest.mark.parametrize("step", ["open.0", "open.1"])
-async def test_tampered_openings_inside_the_odo_are_caught(tmp_path: Path, step: str) -> None:
-    """open.0 re-randomises y; open.1 is the Beaver round of w = y·ρ and u = v·ρ."""
+@pytest.mark.parametrize("part", [0, 1])
+async def test_tampered_openings_inside_the_odo_are_caught(tmp_path: Path, part: int) -> None:
+    """The one opening (open.0) carries y − a (which also re-randomises y) and b − b' (ρ − b')."""
     with trio.fail_after(30):
         async with open_vc(tmp_path, 3) as vc:
             client = vc.client()
             sid = await client.create_secret(VALUES)
+            n = len(VALUES)
 
             def shift(src: int, dst: int, message: tuple[Any, ...]) -> tuple[Any, ...]:
-                if message[0] == "m" and src == 2 and message[1].startswith("secrets.get/") and message[2] == step:
-                    message = (*message[:3], (FIELD.from_bytes(message[3]) + 1).to_bytes())
+                if message[0] == "m" and src == 2 and message[1].startswith("secrets.get/") and message[2] == "open.0":
+                    bump = FIELD.from_ints([1 if k // n == part else 0 for k in range(2 * n)])
+                    message = (*message[:3], (FIELD.from_bytes(message[3]) + bump).to_bytes())
                 return message
 
             vc.hub.tamper(shift)
@@ -226,5 +225,28 @@ async def test_downloads_are_rerandomised(tmp_path: Path) -> None:
             first = await get_each(vc, client, sid)
             second = await get_each(vc, client, sid)
             assert first[0]["y"] != second[0]["y"]  # fresh shares every time ...
+            stored = [(await s.load_for_use([sid], client.public_key))[0][0] for s in vc.services]
+            # ... and not the stored ones
+            assert all(a["y"] != st.values.to_bytes() for a, st in zip(first, stored, strict=True))
             total = [PrimeField().from_bytes(a["y"]) for a in second]
             assert FieldArray.concat([total[0] + total[1]]).to_signed(64) == VALUES  # ... of the same value
+
+
+async def test_a_shift_of_rho_that_fixes_w_is_caught_by_v_and_u(tmp_path: Path) -> None:
+    """A VCP that knows y can shift ρ by δ and w by y·δ; u = v·ρ catches it (v = a' is unknown)."""
+    with trio.fail_after(10):
+        async with open_vc(tmp_path, 2) as vc:
+            client = vc.client()
+            sid = await client.create_secret(VALUES)
+            delta = FIELD.from_ints([7] * len(VALUES))
+            y = FIELD.from_signed(VALUES, 64)
+
+            def tamper(party: int, op: str, answer: Any) -> Any:
+                if party == 1 and op == "secrets.get":
+                    answer["rho"] = (FIELD.from_bytes(answer["rho"]) + delta).to_bytes()
+                    answer["w"] = (FIELD.from_bytes(answer["w"]) + y * delta).to_bytes()
+                return answer
+
+            vc.answer_tamper = tamper
+            with pytest.raises(IntegrityError, match="output-delivery check"):
+                await client.get_secret(sid)

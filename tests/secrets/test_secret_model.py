@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from vcpd.client.secrets import decode_values, encode_values, parse_sort, verify_delivery
+from vcpd.client.secrets import decode_values, encode_values, parse_sort, verify_delivery, verify_masks
 from vcpd.errors import FieldError, IntegrityError, RequestError
 from vcpd.math import PrimeField, share_vector
 from vcpd.services.ports import SecretEncoding
@@ -175,3 +175,28 @@ def test_client_delivery_check() -> None:
     answers[1]["w"] = answers[1]["w"][:-1]
     with pytest.raises(IntegrityError, match="VCP 1 sent a malformed 'w'"):
         verify_delivery(FIELD, answers, 1)
+
+
+def _triples(a: list[int], b: list[int], n_parties: int = 3) -> list[dict[str, bytes]]:
+    """Honest begin answers: value shares of triples (a, b, a·b)."""
+    arrays = {"a": FIELD.from_ints(a), "b": FIELD.from_ints(b)}
+    arrays["c"] = arrays["a"] * arrays["b"]
+    parts = {name: share_vector(FIELD, arr, 7, n_parties) for name, arr in arrays.items()}
+    return [{name: parts[name][i].values.to_bytes() for name in parts} for i in range(n_parties)]
+
+
+def test_client_mask_check() -> None:
+    assert verify_masks(FIELD, _triples([5, 6], [3, 4]), 2).to_ints() == [5, 6]
+    for name in ("a", "b", "c"):
+        answers = _triples([5, 6], [3, 4])
+        answers[2][name] = (FIELD.from_bytes(answers[2][name]) + FIELD.from_ints([0, 1])).to_bytes()
+        with pytest.raises(IntegrityError, match="failed the input-mask check"):
+            verify_masks(FIELD, answers, 2)
+    with pytest.raises(IntegrityError, match="input-mask check"):  # b = 0 would hide a shift of a
+        verify_masks(FIELD, _triples([5, 6], [3, 0]), 2)
+    answers = _triples([5], [3])
+    del answers[1]["c"]
+    with pytest.raises(IntegrityError, match="VCP 1 sent a malformed 'c'"):
+        verify_masks(FIELD, answers, 1)
+    with pytest.raises(IntegrityError):
+        verify_masks(FIELD, [], 1)

@@ -70,13 +70,13 @@ async def test_upload_download_and_abandoned_masks_with_the_tuple_store(tmp_path
             client = FakeClient(vc, new_key())
             sid = await client.create_secret([11, -12, 13])
             assert (await client.get_secret(sid)).values == [11, -12, 13]
-            for ts in tuple_stores:  # 3 masks + 2 triples per element, for the upload and the download
-                assert ts.available() == {**ts.available(), "mask": 60 - 18, "triple": 40 - 12}
-            # A client that begins and never commits still spends its masks, once.
+            for ts in tuple_stores:  # 1 triple per uploaded element; 2 triples per downloaded one
+                assert ts.available() == {**ts.available(), "mask": 60, "triple": 40 - 9}
+            # A client that begins and never commits still spends its triples, once.
             begin = {"id": str(uuid.uuid4()), "count": 2, "request_id": str(uuid.uuid4())}
             await client.call_all("secrets.upload.begin", begin)
             for ts in tuple_stores:
-                assert ts.available()["mask"] == 60 - 18 - 6
+                assert ts.available()["triple"] == 40 - 9 - 2
             # A reused request id is refused at once: tuples are never handed out twice.
             rid = str(uuid.uuid4())
             await client.call_all("secrets.get", {"id": sid, "request_id": rid})
@@ -84,4 +84,4 @@ async def test_upload_download_and_abandoned_masks_with_the_tuple_store(tmp_path
                 await client.call_all("secrets.get", {"id": sid, "request_id": rid})
             assert info.value.code == "conflict"
             for ts in tuple_stores:
-                assert ts.available()["mask"] == 60 - 18 - 6 - 9
+                assert ts.available()["triple"] == 40 - 9 - 2 - 6

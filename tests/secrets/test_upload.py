@@ -12,7 +12,7 @@ import trio
 import trio.testing
 
 from secret_vc import FIELD, VC, FakeClient, call_each, count_rows, open_vc
-from vcpd.client.secrets import verify_delivery
+from vcpd.client.secrets import verify_masks
 from vcpd.errors import IntegrityError, RequestError
 from vcpd.math import Shares, check_macs, reconstruct
 from vcpd.services.secrets import DOWNLOAD_TUPLES_PER_ELEMENT, UPLOAD_TUPLES_PER_ELEMENT
@@ -39,7 +39,7 @@ async def begin(client: FakeClient, n: int, secret_id: str | None = None) -> tup
     sid = secret_id or str(uuid.uuid4())
     rid = str(uuid.uuid4())
     answers = await client.call_all("secrets.upload.begin", {"id": sid, "count": n, "request_id": rid})
-    return sid, rid, verify_delivery(FIELD, answers, n)
+    return sid, rid, verify_masks(FIELD, answers, n)
 
 
 def rows(vc: VC) -> list[int]:
@@ -68,18 +68,19 @@ async def test_round_trip_of_every_encoding(tmp_path: Path, n_parties: int) -> N
             got_fine = await client.get_secret(fine)
             assert all(math.isclose(a, b, abs_tol=2**-40) for a, b in zip([0.1, -0.3], got_fine.values, strict=True))
 
-            # Stored shares satisfy x = Σx_i and Σm_i = α·x (x_i = r_i + [i=0]μ, m_i = m_i(r) + α_i μ).
+            # Stored shares satisfy x = Σx_i and Σm_i = α·x (x_i = a_i + [i=0]μ, m_i = m_i(a) + α_i μ).
             shares = await stored_shares(vc, ints)
             assert reconstruct(shares).to_signed(64) == INT64
             assert check_macs(shares, vc.dealer.alpha_shares)
 
-            # Tuple budget: per element 3 masks + 2 triples per upload, the same per download.
+            # Tuple budget: per element 1 triple per upload; 2 triples per download.
             n_up = len(INT64) + 3 + len(reals) + 2
             n_down = n_up
-            assert UPLOAD_TUPLES_PER_ELEMENT == {"mask": 3, "triple": 2} == DOWNLOAD_TUPLES_PER_ELEMENT
-            assert got.tuples == {"mask": 3 * len(INT64), "triple": 2 * len(INT64)}
+            assert UPLOAD_TUPLES_PER_ELEMENT == {"triple": 1}
+            assert DOWNLOAD_TUPLES_PER_ELEMENT == {"triple": 2}
+            assert got.tuples == {"triple": 2 * len(INT64)}
             for party in range(n_parties):
-                assert vc.dealer.consumed[party] == {"mask": 3 * (n_up + n_down), "triple": 2 * (n_up + n_down)}
+                assert vc.dealer.consumed[party] == {"triple": n_up + 2 * n_down}
             assert vc.services[0].statistics()["uploads_committed"] == 4
 
 
@@ -108,6 +109,8 @@ async def test_client_sending_different_mu_stores_nothing(tmp_path: Path) -> Non
             with pytest.raises(RequestError, match="received different commits"):
                 await client.call_all("secrets.upload.commit", per_party)
             assert rows(vc) == [0, 0, 0]
+            # Both uploads' triples are consumed, once, on every VCP.
+            assert all(vc.dealer.consumed[p] == {"triple": 3} for p in range(3))
 
 
 async def test_abandoned_upload_expires_and_its_masks_are_never_reused(
@@ -131,7 +134,9 @@ async def test_abandoned_upload_expires_and_its_masks_are_never_reused(
         assert (await client.get_secret(sid)).values == [1, 2, 3]
         second_request = vc.dealer.requests[1]
         assert second_request != first_request
-        assert set(vc.dealer.reconstruct_masks(first_request)).isdisjoint(vc.dealer.reconstruct_masks(second_request))
+        assert set(vc.dealer.reconstruct_triples(first_request)[0]).isdisjoint(
+            vc.dealer.reconstruct_triples(second_request)[0]
+        )
         for party in range(2):
             taken = vc.dealer.taken[party]
             assert len(taken) == len(set(taken)) == 3  # begin, begin, get: each reservation taken once
@@ -147,8 +152,8 @@ async def test_client_vanishing_during_begin_leaves_nothing(tmp_path: Path) -> N
             scope = trio.CancelScope()
 
             def watch(src: int, dst: int, message: tuple[Any, ...]) -> tuple[Any, ...]:
-                if message[0] == "m" and src == 0 and str(message[2]).startswith("mac"):
-                    scope.cancel()  # the connection to VCP 0 drops while it MAC-checks
+                if message[0] == "m" and src == 1 and str(message[2]).startswith("secrets.agree"):
+                    scope.cancel()  # the connection to VCP 0 drops while the VCPs agree and take
                 return message
 
             vc.hub.tamper(watch)
@@ -168,12 +173,25 @@ async def test_client_vanishing_during_begin_leaves_nothing(tmp_path: Path) -> N
                 nursery.start_soon(party0)
                 nursery.start_soon(party1)
             assert scope.cancelled_caught
-            assert [e.code for e in errors] == ["aborted"]  # type: ignore[attr-defined]
-            assert [s.statistics()["uploads_pending"] for s in vc.services] == [0, 0]
-            # Both VCPs took the tuples (consumed, never handed out again).
-            assert vc.dealer.taken[0] == vc.dealer.taken[1] == [f"secrets.upload/{rid}"]
+            # VCP 1 either saw the session abort or finished its begin before the
+            # cancellation reached VCP 0 (begin has no step after the agreement);
+            # either way a commit cannot succeed and clears what is pending.
+            assert [e.code for e in errors] in ([], ["aborted"])  # type: ignore[attr-defined]
+            assert vc.services[0].statistics()["uploads_pending"] == 0
             vc.hub.tamper(None)
+            with pytest.raises(RequestError) as info:
+                await client.call_all("secrets.upload.commit", {"id": sid, "request_id": rid, "mu": bytes(32)})
+            assert info.value.code in ("not-found", "conflict")
+            assert [s.statistics()["uploads_pending"] for s in vc.services] == [0, 0]
+            assert rows(vc) == [0, 0]
+            # Whatever either VCP reserved is burnt: taken (consumed) or discarded, never handed out again.
+            for party in range(2):
+                assert vc.dealer.taken[party] + vc.dealer.discarded[party] in (
+                    [f"secrets.upload/{rid}"],
+                    [f"secrets.upload/{rid}"] * 2,
+                )
             assert (await client.get_secret(await client.create_secret([5], secret_id=sid))).values == [5]
+            assert f"secrets.upload/{rid}" not in vc.dealer.taken[0][1:]
 
 
 async def test_duplicate_id_is_a_conflict_everywhere(tmp_path: Path) -> None:
@@ -194,41 +212,65 @@ async def test_duplicate_id_is_a_conflict_everywhere(tmp_path: Path) -> None:
             assert rows(vc) == [1, 0, 0]
 
 
-async def test_a_vcp_lying_about_the_masks_is_caught_before_mu_is_sent(tmp_path: Path) -> None:
+@pytest.mark.parametrize("liar", [0, 2])
+@pytest.mark.parametrize("fields", [("a",), ("b",), ("c",), ("a", "c"), ("a", "b", "c")])
+async def test_a_vcp_lying_about_its_triple_shares_is_caught_before_mu_is_sent(
+    tmp_path: Path, fields: tuple[str, ...], liar: int
+) -> None:
     with trio.fail_after(30):
-        async with open_vc(tmp_path, 2) as vc:
+        async with open_vc(tmp_path, 3) as vc:
             client = vc.client()
+            shift = FIELD.from_ints([0, 7, 0])  # the second element only
 
             def lie(party: int, op: str, answer: Any) -> Any:
-                if party == 1 and op == "secrets.upload.begin":
-                    answer["y"] = (FIELD.from_bytes(answer["y"]) + 1).to_bytes()
+                if party == liar and op == "secrets.upload.begin":
+                    for name in fields:
+                        answer[name] = (FIELD.from_bytes(answer[name]) + shift).to_bytes()
                 return answer
 
             vc.answer_tamper = lie
-            with pytest.raises(IntegrityError, match="failed the output-delivery check"):
-                await client.create_secret([1, 2])
+            with pytest.raises(IntegrityError, match="input-mask check") as info:
+                await client.create_secret([1, 2, 3])
+            assert "nothing was sent" in str(info.value)
             assert not [c for c in client.calls if c[1] == "secrets.upload.commit"]
-            assert rows(vc) == [0, 0]
+            assert rows(vc) == [0, 0, 0]
+            # The triples are consumed on every VCP all the same.
+            assert all(vc.dealer.consumed[p] == {"triple": 3} for p in range(3))
 
 
-async def test_a_vcp_shifting_the_mask_odo_multiplication_is_caught(tmp_path: Path) -> None:
+@pytest.mark.parametrize("knows_b", [False, True])
+async def test_shifting_a_and_c_consistently_needs_b(tmp_path: Path, knows_b: bool) -> None:
+    """The attack the check stops: a + δ passes only with c + δ·b, and no VCP knows b.
+
+    VCP 1 shifts its shares of a by δ and of c by δ·b̃. With b̃ its own share of
+    b (all it knows) the client refuses; with the true b (an oracle only the
+    test's dealer has) the check passes and the stored secret is x − δ -- so
+    the check is exactly what stands between a lying VCP and a wrong input.
+    """
     with trio.fail_after(30):
         async with open_vc(tmp_path, 2) as vc:
             client = vc.client()
+            delta = FIELD.from_ints([5])
 
-            def shift(src: int, dst: int, message: tuple[Any, ...]) -> tuple[Any, ...]:
-                if message[0] == "m" and src == 0 and message[2] == "open.0":
-                    opened = FIELD.from_bytes(message[3])
-                    message = (*message[:3], (opened + 1).to_bytes())
-                return message
+            def lie(party: int, op: str, answer: Any) -> Any:
+                if party == 1 and op == "secrets.upload.begin":
+                    if knows_b:
+                        b = FIELD.from_ints([vc.dealer.reconstruct_triples(vc.dealer.requests[-1])[1][0]])
+                    else:
+                        b = FIELD.from_bytes(answer["b"])
+                    answer["a"] = (FIELD.from_bytes(answer["a"]) + delta).to_bytes()
+                    answer["c"] = (FIELD.from_bytes(answer["c"]) + delta * b).to_bytes()
+                return answer
 
-            vc.hub.tamper(shift)
-            sid, rid = str(uuid.uuid4()), str(uuid.uuid4())
-            answers = await call_each(client, "secrets.upload.begin", {"id": sid, "count": 2, "request_id": rid})
-            codes = [a.code for a in answers if isinstance(a, RequestError)]
-            assert len(codes) == 2 and "mac-check-failed" in codes and set(codes) <= {"mac-check-failed", "aborted"}
-            assert [s.statistics()["uploads_pending"] for s in vc.services] == [0, 0]
-            assert rows(vc) == [0, 0]
+            vc.answer_tamper = lie
+            if not knows_b:
+                with pytest.raises(IntegrityError, match="input-mask check"):
+                    await client.create_secret([42])
+                assert rows(vc) == [0, 0]
+                return
+            sid = await client.create_secret([42])
+            vc.answer_tamper = None
+            assert (await client.get_secret(sid)).values == [42 - 5]
 
 
 async def test_one_vcp_failing_to_store_means_stored_nowhere(tmp_path: Path) -> None:

@@ -293,3 +293,19 @@ def test_queued_prefix_is_sent_as_part_of_the_message(sizes: tuple[int, int]) ->
     a.queue(body, prefix=prefix)
     assert a.pending_bytes == len(prefix) + len(body)
     assert deliver(b, a.drain()) == [prefix + body]
+
+
+def test_big_messages_reassemble_exactly_and_a_forged_chunk_returns_nothing() -> None:
+    """Reassembly buffers of big messages are not zeroed first: every byte must come from a frame."""
+    sender, receiver = pair()
+    message = os.urandom(3 * MAX_FRAME + 12345)
+    frames = sender.encrypt_message(message)
+    assert len(frames) > 3
+    got = deliver(receiver, frames)
+    assert got == [message] and type(got[0]) is bytearray
+    sender, receiver = pair()
+    frames = sender.encrypt_message(message)
+    frames[2] = flip(frames[2], FRAME_OVERHEAD)
+    with pytest.raises(ChannelError, match="failed authentication"):
+        deliver(receiver, frames)
+    assert_dead(receiver)

@@ -45,7 +45,7 @@ def register_secret_ops(dispatcher: Dispatcher, store: SecretStore) -> None:
     ======================  ====================================  ===================================
     operation               args (? = optional)                   result
     ======================  ====================================  ===================================
-    secrets.upload.begin    id, count, request_id                 id, request_id, y, rho, v, w, u,
+    secrets.upload.begin    id, count, request_id                 id, request_id, a, b, c,
                                                                   expires_in, tuples
     secrets.upload.commit   id, request_id, mu, tags?,            id, length, encoding,
                             encoding?, fraction_bits?             fraction_bits, tags
@@ -61,7 +61,7 @@ def register_secret_ops(dispatcher: Dispatcher, store: SecretStore) -> None:
     secrets.grants          id                                    id, grants
     ======================  ====================================  ===================================
 
-    y, rho, v, w, u and mu are byte strings of 16-byte LE Montgomery words; tags
+    a, b, c, y, rho, v, w, u and mu are byte strings of 16-byte LE Montgomery words; tags
     are lists of ``{key, value, type}``; docs/protocol.md has the details.
     """
 

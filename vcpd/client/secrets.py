@@ -3,10 +3,10 @@
 :class:`SecretsMixin` is mixed into :class:`vcpd.client.Client`. Its methods
 talk to every VCP of the VC and **trust none of them alone**:
 
-* an upload first fetches shares of fresh input masks r with an
-  output-delivery object (ODO) and checks it (w = r·ρ and u = v·ρ for every
-  element) before sending μ = x − r; so the masked values sent out hide x
-  behind a mask no VCP could have shifted;
+* an upload first fetches shares of fresh triples (a, b, c) and checks
+  a·b = c for every element before sending μ = x − a; so the masked values
+  sent out hide x behind a mask no VCP could have shifted (the argument is in
+  :mod:`vcpd.services.secrets.upload`);
 * a download sums every VCP's shares of y, ρ, v, w, u and returns y only if
   w = y·ρ and u = v·ρ for every element, else raises
   :class:`~vcpd.errors.IntegrityError`; the VCPs have MAC-checked every
@@ -14,10 +14,10 @@ talk to every VCP of the VC and **trust none of them alone**:
 * metadata that several VCPs answer (tags, listings, lengths, encodings)
   must agree, else :class:`~vcpd.errors.IntegrityError`.
 
-Values are encoded as ``int64`` (signed 64-bit integers, the default),
-``field`` (raw elements in [0, p)) or ``fixed`` (reals as round(x·2^f) in
-signed 64 bits); the encoding is stored with the secret, so
-:meth:`SecretsMixin.get_secret` returns what was put in.
+Values are encoded as ``int64`` (the default), ``field`` or ``fixed``
+(:mod:`.secret_values`, which also holds both checks); the encoding is
+stored with the secret, so :meth:`SecretsMixin.get_secret` returns what was
+put in.
 
 The client library may import only vcpd.errors, config, keys, logs, math,
 wire and net (never services or api): the rules for ids and tags are
@@ -26,20 +26,28 @@ enforced by the VCPs and only mirrored here where that saves a round trip.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-import numpy as np
-import trio
+from vcpd.errors import IntegrityError, RequestError
+from vcpd.math import PrimeField
 
-from vcpd.errors import FieldError, IntegrityError, RequestError
-from vcpd.math import FieldArray, PrimeField
+from .secret_values import (
+    DELIVERY_FAILURE,
+    ENCODINGS,
+    MASK_FAILURE,
+    decode_values,
+    encode_values,
+    verify_delivery,
+    verify_in_threads,
+    verify_masks,
+)
 
 __all__ = [
     "DELIVERY_FAILURE",
+    "MASK_FAILURE",
     "ENCODINGS",
     "Page",
     "Secret",
@@ -48,21 +56,13 @@ __all__ = [
     "decode_values",
     "encode_values",
     "verify_delivery",
+    "verify_masks",
 ]
 
-ENCODINGS: Final = ("int64", "field", "fixed")
 Encoding = Literal["int64", "field", "fixed"]
 DEFAULT_FRACTION_BITS: Final = 16
 RESERVED_TAGS: Final = ("owner", "creation-date")
 
-DELIVERY_FAILURE: Final = (
-    "VCP answers failed the output-delivery check: a VCP cheated or is broken; no value returned"
-)
-_INT64_MIN: Final = -(1 << 63)
-_INT64_MAX: Final = (1 << 63) - 1
-_ODO_FIELDS: Final = ("y", "rho", "v", "w", "u")
-_VECTORISE: Final = 512  # values from which encoding and decoding run in numpy
-_PARALLEL: Final = 1 << 16  # elements from which a delivery is checked in two threads
 
 TagValue = str | int
 
@@ -164,140 +164,6 @@ class Page:
     size: int
     total: int
     pages: int
-
-
-# ---------------------------------------------------------------- encoding
-
-
-def encode_values(field_: PrimeField, values: Iterable[int | float], encoding: str, fraction_bits: int) -> FieldArray:
-    """Values as field elements per ``encoding``.
-
-    Raises:
-        FieldError: a value does not fit the encoding (its position is named;
-            the value itself is not, as it may be secret).
-    """
-    items = values if isinstance(values, list) else list(values)
-    if not items:
-        raise FieldError("a secret needs at least one value")
-    if encoding == "int64":
-        if len(items) >= _VECTORISE and set(map(type, items)) == {int}:
-            # Plain ints only: numpy converts them in C and refuses any beyond int64.
-            try:
-                return field_.from_signed(np.array(items, dtype=np.int64), 64)
-            except OverflowError:
-                pass  # the slow path below names the offending value
-        bad = next((i for i, v in enumerate(items) if isinstance(v, bool) or not isinstance(v, int)), None)
-        if bad is not None:
-            raise FieldError(f"value {bad} is not an integer (use encoding 'fixed' for reals)")
-        return field_.from_signed(items, 64)  # type: ignore[arg-type]
-    if encoding == "field":
-        bad = next(
-            (i for i, v in enumerate(items) if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < field_.p),
-            None,
-        )
-        if bad is not None:
-            raise FieldError(f"value {bad} is not a field element in [0, p)")
-        return field_.from_ints(items)  # type: ignore[arg-type]
-    if encoding == "fixed":
-        if not 0 <= fraction_bits <= 63:
-            raise FieldError(f"fraction_bits must be in 0..63, got {fraction_bits}")
-        scaled = []
-        for i, v in enumerate(items):
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                raise FieldError(f"value {i} is not a finite number")
-            s = round(v * (1 << fraction_bits)) if isinstance(v, float) else v << fraction_bits
-            if not _INT64_MIN <= s <= _INT64_MAX:
-                raise FieldError(f"value {i} times 2^{fraction_bits} does not fit in a signed 64-bit integer")
-            scaled.append(s)
-        return field_.from_signed(scaled, 64)
-    raise FieldError(f"unknown encoding {encoding!r}; use one of {', '.join(ENCODINGS)}")
-
-
-def decode_values(elements: FieldArray, encoding: str, fraction_bits: int) -> list[int] | list[float]:
-    """Field elements back to the values they encode.
-
-    Raises:
-        FieldError: an element is outside the encoding's range (e.g. a program
-            result that overflowed 64 bits); fetch such secrets as ``field``.
-    """
-    if encoding == "field":
-        return elements.to_ints()
-    if encoding == "int64":
-        return elements.to_signed(64)
-    if encoding == "fixed":
-        scale = float(1 << fraction_bits)
-        if len(elements) >= _VECTORISE:
-            # int64 -> float64 rounds as float(int) does, then the same IEEE division.
-            return (elements.to_int64(64) / scale).tolist()  # type: ignore[no-any-return]
-        return [v / scale for v in elements.to_signed(64)]
-    raise FieldError(f"unknown encoding {encoding!r} (this client is older than the VC?)")
-
-
-# ---------------------------------------------------------------- verification
-
-
-def _sum_field(field_: PrimeField, answers: Sequence[Mapping[str, Any]], name: str, n: int) -> FieldArray:
-    total: FieldArray | None = None
-    for party, answer in enumerate(answers):
-        data = answer.get(name)
-        if not isinstance(data, bytes | memoryview) or len(data) != 16 * n:
-            raise IntegrityError(f"VCP {party} sent a malformed '{name}' in its answer; {DELIVERY_FAILURE}")
-        try:
-            shares = field_.from_bytes(data)
-        except FieldError:
-            raise IntegrityError(f"VCP {party} sent non-field data in its answer; {DELIVERY_FAILURE}") from None
-        total = shares if total is None else total + shares
-    assert total is not None
-    return total
-
-
-def verify_delivery(field_: PrimeField, answers: Sequence[Mapping[str, Any]], n: int) -> FieldArray:
-    """Sum every VCP's ODO shares and return y iff w = y·ρ and u = v·ρ everywhere.
-
-    Raises:
-        IntegrityError: a malformed answer or a failed check.
-    """
-    if not answers:
-        raise IntegrityError(DELIVERY_FAILURE)
-    y, rho, v, w, u = (_sum_field(field_, answers, name, n) for name in _ODO_FIELDS)
-    if not (w - y * rho).all_zero() or not (u - v * rho).all_zero():
-        raise IntegrityError(DELIVERY_FAILURE)
-    if rho.has_zero():  # ρ = 0 would make the check vacuous (chance 1/p per element when honest)
-        raise IntegrityError(DELIVERY_FAILURE)
-    return y
-
-
-async def _verify_delivery_in_threads(field_: PrimeField, answers: Sequence[Mapping[str, Any]], n: int) -> FieldArray:
-    """:func:`verify_delivery` of a big delivery, its two halves in two threads.
-
-    The elements are independent, so each half is checked on its own; numpy
-    releases the GIL, and while the client checks, the VCPs wait for it.
-    """
-    if n < _PARALLEL or not answers:
-        return verify_delivery(field_, answers, n)
-    for party, answer in enumerate(answers):  # the checks verify_delivery makes, before slicing
-        for name in _ODO_FIELDS:
-            data = answer.get(name)
-            if not isinstance(data, bytes) or len(data) != 16 * n:
-                raise IntegrityError(f"VCP {party} sent a malformed '{name}' in its answer; {DELIVERY_FAILURE}")
-    half = n // 2
-    halves: list[FieldArray | None] = [None, None]
-    failures: list[BaseException] = []
-
-    def check(index: int, start: int, stop: int) -> None:
-        part = [{name: memoryview(a[name])[16 * start : 16 * stop] for name in _ODO_FIELDS} for a in answers]
-        try:
-            halves[index] = verify_delivery(field_, part, stop - start)
-        except IntegrityError as exc:
-            failures.append(exc)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(trio.to_thread.run_sync, check, 0, 0, half)
-        nursery.start_soon(trio.to_thread.run_sync, check, 1, half, n)
-    if failures:
-        raise failures[0]
-    assert halves[0] is not None and halves[1] is not None
-    return field_.concat([halves[0], halves[1]])
 
 
 def _tags_from_wire(party: int, data: Any) -> dict[str, TagValue]:
@@ -421,8 +287,8 @@ class SecretsMixin:
 
         Raises:
             FieldError: a value does not fit the encoding.
-            IntegrityError: the VCPs' input masks failed the output-delivery
-                check; nothing was sent that depends on the values.
+            IntegrityError: the VCPs' input masks failed their check
+                (a·b ≠ c); nothing was sent that depends on the values.
             RequestError: a VCP refused (``conflict`` for an existing id,
                 ``bad-request`` for malformed tags, ...).
         """
@@ -432,7 +298,7 @@ class SecretsMixin:
         request_id = str(uuid.uuid4())
         n = len(elements)
         answers = await self.call_all("secrets.upload.begin", {"id": sid, "count": n, "request_id": request_id})
-        masks = await _verify_delivery_in_threads(self.field, answers, n)
+        masks = await verify_in_threads(self.field, answers, n, masks=True)
         mu = (elements - masks).to_bytes()
         commit: dict[str, Any] = {
             "id": sid,
@@ -462,7 +328,7 @@ class SecretsMixin:
         info = _same([_info(p, a) for p, a in enumerate(answers)], f"the metadata of secret {sid}")
         if info.id != sid or not 1 <= info.length:
             raise IntegrityError(f"the VCPs answered for another secret than {sid}")
-        elements = await _verify_delivery_in_threads(self.field, answers, info.length)
+        elements = await verify_in_threads(self.field, answers, info.length, masks=False)
         tuples = answers[0].get("tuples")
         return Secret(
             id=sid,

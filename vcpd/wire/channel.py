@@ -35,9 +35,10 @@ This module must not import trio, sockets, or any vcpd module other than
 
 from __future__ import annotations
 
+import ctypes
 import struct
 from collections import deque
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 
 from vcpd.errors import ChannelError
 
@@ -96,6 +97,31 @@ class _Outgoing:
         return self.prefix[start:] + bytes(self.data[: end - head])
 
 
+def _reassembly_buffer(total: int) -> bytearray:
+    """A bytearray of ``total`` bytes whose contents are not zeroed first.
+
+    ``bytearray(total)`` writes zeros over the whole buffer (80 MB for a
+    10^6-element download answer: ~40 ms, on the critical path) only for
+    the frames to overwrite them. :class:`_Incoming` returns its buffer only
+    once authentic frames have written every byte of it exactly once (their
+    slots are consecutive and counted), and drops it otherwise, so no stale
+    byte of this process can ever leave through it.
+    """
+    if _new_bytearray is None or total < _UNZEROED_FROM:
+        return bytearray(total)
+    buffer: bytearray = _new_bytearray(None, total)
+    return buffer
+
+
+_UNZEROED_FROM: Final = 1 << 20
+try:  # CPython: PyByteArray_FromStringAndSize(NULL, n) leaves the bytes uninitialised
+    _new_bytearray: Any = ctypes.pythonapi.PyByteArray_FromStringAndSize
+    _new_bytearray.restype = ctypes.py_object
+    _new_bytearray.argtypes = (ctypes.c_char_p, ctypes.c_ssize_t)
+except AttributeError:  # another interpreter: zeroed buffers, same behaviour
+    _new_bytearray = None
+
+
 class _Incoming:
     __slots__ = ("buffer", "received", "total")
 
@@ -104,7 +130,7 @@ class _Incoming:
         self.received = 0
         # Reassembly in place: chunks after the first are decrypted straight
         # into their slot, so a big message is never joined from pieces.
-        self.buffer = bytearray(total)
+        self.buffer = _reassembly_buffer(total)
 
 
 class Channel:

@@ -37,6 +37,7 @@ import msgpack
 
 from vcpd.errors import WireError
 
+from ._cborbulk import BULK_BYTES, decode_checked, encode_with_bulk, has_bulk
 from ._cborcheck import CborRejected, check_cbor
 
 __all__ = [
@@ -348,7 +349,8 @@ def decode_response(data: bytes) -> Response | ErrorResponse:
 
 def _dumps(obj: dict[str, Any]) -> bytes:
     try:
-        data = cbor2.dumps(obj)
+        # Bulk byte strings (shares, masked values) are spliced in with one copy.
+        data = encode_with_bulk(obj) if has_bulk(obj) else cbor2.dumps(obj)
     except Exception as exc:  # cbor2 encode errors: a value we cannot send
         raise ValueError(f"cannot encode as CBOR: {exc}") from None
     if len(data) > MAX_API_MESSAGE:
@@ -365,7 +367,10 @@ def _loads(data: bytes, what: str) -> dict[Any, Any]:
         raise WireError(f"{what} of {len(data)} bytes exceeds {MAX_API_MESSAGE}")
     try:
         check_cbor(data, max_depth=MAX_DEPTH, max_items=MAX_API_ITEMS)
-        obj = cbor2.loads(data, max_depth=MAX_DEPTH + 1, allow_indefinite=False, allow_duplicate_keys=False)
+        if len(data) >= BULK_BYTES:  # big: our decoder copies each byte string once
+            obj = decode_checked(data)
+        else:
+            obj = cbor2.loads(data, max_depth=MAX_DEPTH + 1, allow_indefinite=False, allow_duplicate_keys=False)
     except CborRejected as exc:
         raise WireError(f"malformed {what}: {exc}") from None
     except Exception as exc:  # cbor2 errors (bad UTF-8, duplicate keys, ...)

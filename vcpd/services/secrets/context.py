@@ -45,6 +45,7 @@ __all__ = [
     "request_session",
     "session_name",
     "take_tuples",
+    "tuples_for",
 ]
 
 SESSION_TIMEOUT: Final = 120.0
@@ -137,6 +138,11 @@ async def request_session(ctx: ProtocolContext, session_id: str) -> AsyncIterato
         timed_out = True
     if timed_out:
         raise SessionAborted(session_id, f"no result within {ctx.session_timeout:g} s; a peer VCP may be slow or gone")
+
+
+def tuples_for(n: int, per_element: Mapping[str, int]) -> dict[str, int]:
+    """The reservation counts for ``n`` elements."""
+    return {kind: count * n for kind, count in per_element.items()}
 
 
 @runtime_checkable

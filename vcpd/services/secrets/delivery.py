@@ -1,32 +1,53 @@
 """The output-delivery object (ODO): how VCPs hand shares to a client verifiably.
 
-To give a client a shared vector y (a stored secret on download, fresh input
-masks on upload) the VCPs compute, per element k, with fresh independent
-masks ρ_k and v_k and two Beaver multiplications (mpc-notes §2.3, DDNNT15)::
+To give a client a stored secret y (downloads; uploads check their masks
+with a triple instead, see :mod:`~vcpd.services.secrets.upload`) the VCPs
+take, per element k, two fresh triples (a, b, c) and (a', b', c'), set
+ρ_k = b_k and v_k = a'_k, and compute by Beaver multiplication
+(mpc-notes §2.3, DDNNT15)::
 
     w_k = y_k · ρ_k        u_k = v_k · ρ_k
 
-and each VCP sends its *value* shares of y, ρ, v, w, u. The client sums them
-and accepts iff w = y·ρ and u = v·ρ for every element: a VCP that shifts its
-reported share of y by δ would have to shift its share of w by δ·ρ without
-knowing ρ.
+then each VCP sends its *value* shares of y', ρ, v, w, u, where y' is a fresh
+sharing of y (below). The client sums them and accepts iff w = y·ρ and
+u = v·ρ for every element: a VCP that shifts its reported share of y by δ
+would have to shift its share of w by δ·ρ without knowing ρ, one that
+shifts ρ by δ would have to shift u by δ·v without knowing v, and one that
+shifts v would have to shift u by δ·ρ.
 
 That client check alone is not enough (mpc-notes §2.6): a VCP that shifts y
 *and* the Beaver opening y − a consistently passes it. So every opening behind
-w and u -- and the opening that re-randomises y -- goes through the batched
-MAC check **before** this module returns anything; since ⟨y⟩ − ⟨a⟩ is opened
-with y's own MAC shares, the check also covers a stored share that was
-tampered with at rest.
+w and u goes through the batched MAC check **before** this module returns
+anything; since ⟨y⟩ − ⟨a⟩ is opened with y's own MAC shares, the check also
+covers a stored share that was tampered with at rest.
 
-On download y is first re-randomised, y' = y + ⟨r⟩ − open(⟨r⟩) with a fresh
-mask r (MP-SPDZ's ``reveal_to_clients``), so the shares the client sees are
-fresh and independent of how y was produced.
+Where Amphora takes three separate masks per element (a re-randomiser, ρ
+and v), the triples' own components serve, without changing what the
+client receives or checks. ρ and v only have to be uniform, unknown to every
+VCP and used nowhere else; b and a' are, and no VCP learns anything about
+them: the only values opened are ε = y − a (masked by a) and δ = b − b'
+(masked by b'), and the triples are never used again. Then
 
-Tuple cost per element (:data:`UPLOAD_TUPLES_PER_ELEMENT`,
-:data:`DOWNLOAD_TUPLES_PER_ELEMENT`): upload 3 masks (the input mask r, ρ, v)
-and 2 triples; download 3 masks (the re-randomising r, ρ, v) and 2 triples.
-Every opening of an ODO -- the re-randomising one included -- travels in one
-flight, followed by the MAC check: two network rounds plus the check's.
+* w = y·b is the Beaver product of y and b with the triple (a, b, c):
+  its second difference b − b is 0, so only ε is opened and
+  w = c + ε·b;
+* u = a'·b is the Beaver product of a' and b with the triple (a', b', c'):
+  its first difference a' − a' is 0, so only δ is opened and
+  u = c' + δ·a';
+* y is re-randomised by the first product: y' = ⟨a⟩ + ε (party 0 adds ε) is
+  a sharing of y whose shares are those of the fresh, never reused a --
+  independent of the stored shares and of how y was produced, which
+  MP-SPDZ's ``reveal_to_clients`` gets from y + ⟨r⟩ − open(⟨r⟩) at the cost
+  of one more mask and opening. A shift of ε shifts y' and w together, and
+  is what the MAC check catches.
+
+Both products are still Beaver multiplications whose openings the MAC check
+covers before release; a difference that is 0 by construction is not sent,
+so there is nothing in it a VCP could shift.
+
+Tuple cost per element (:data:`DOWNLOAD_TUPLES_PER_ELEMENT`): 2 triples, no
+masks. The two openings of an ODO (y − a and b − b') travel in one flight,
+followed by the MAC check: one network round plus the check's.
 
 This module must not import the store or any vcpd module other than
 :mod:`vcpd.errors`, :mod:`vcpd.math`, :mod:`vcpd.protocol` and
@@ -42,37 +63,18 @@ from typing import Final, Protocol
 
 from vcpd.errors import VcpInternalError
 from vcpd.math import FieldArray, Shares
-from vcpd.protocol.online import DeferredOpening
 
-__all__ = [
-    "DOWNLOAD_TUPLES_PER_ELEMENT",
-    "UPLOAD_TUPLES_PER_ELEMENT",
-    "DeliveryShares",
-    "OnlineOps",
-    "deliver",
-    "tuples_for",
-]
+__all__ = ["DOWNLOAD_TUPLES_PER_ELEMENT", "DeliveryShares", "OnlineOps", "deliver"]
 
-UPLOAD_TUPLES_PER_ELEMENT: Final[Mapping[str, int]] = MappingProxyType({"mask": 3, "triple": 2})
-"""Per uploaded element: the input mask r, plus ρ and v for its ODO; 2 triples."""
-
-DOWNLOAD_TUPLES_PER_ELEMENT: Final[Mapping[str, int]] = MappingProxyType({"mask": 3, "triple": 2})
-"""Per downloaded element: the re-randomising mask, ρ and v; 2 triples."""
+DOWNLOAD_TUPLES_PER_ELEMENT: Final[Mapping[str, int]] = MappingProxyType({"triple": 2})
+"""Per downloaded element: 2 triples (the first one's b is ρ, the second one's a is v)."""
 
 
 class OnlineOps(Protocol):
     """The part of :class:`vcpd.protocol.online.OnlineParty` this module uses."""
 
-    def open_with_next(self, shares: Shares) -> DeferredOpening:
-        """Queue an opening to travel with the next opening round."""
-        ...
-
     async def open_many(self, parts: Sequence[Shares]) -> list[FieldArray]:
         """Open vectors to all VCPs in one round (recorded for the next MAC check)."""
-        ...
-
-    async def mul(self, x: Shares, y: Shares, triple: Sequence[Shares]) -> Shares:
-        """⟨x·y⟩ by one Beaver round with the triple (a, b, c)."""
         ...
 
     async def mac_check(self) -> None:
@@ -104,77 +106,42 @@ class DeliveryShares:
         }
 
 
-def tuples_for(n: int, per_element: Mapping[str, int]) -> dict[str, int]:
-    """The reservation counts for ``n`` elements."""
-    return {kind: count * n for kind, count in per_element.items()}
-
-
 async def deliver(
     online: OnlineOps,
     y: Shares,
     *,
-    masks: Shares,
     triple: Sequence[Shares],
     party: int,
-    alpha_share: int,
-    rerandomise: bool,
 ) -> DeliveryShares:
-    """Compute and MAC-check the ODO of ``y``; return this VCP's value shares.
+    """Compute and MAC-check the ODO of ``y``, re-randomised; return this VCP's value shares.
 
-    Both products run as one Beaver round of length 2n (open (y, v) − a and
-    (ρ, ρ) − b, then (w, u) = c + (ρ, ρ)·ε + a·δ).
-
-    Only value shares of w and u are computed where the protocol allows: they
-    go to the client and nowhere else, so their MAC shares would never be used.
-
-    Re-randomising (downloads) replaces y by y' = y + r − R with R = open(r).
-    The product is taken of y + r, whose Beaver opening does not need R, and
-    corrected afterwards: y'·ρ = (y + r)·ρ − R·ρ. So the opening of r, the
-    Beaver opening of u = v·ρ and that of (y + r)·ρ (through ``online.mul``)
-    travel in one flight (``open.k``, ``open.k+1``, ``open.k+2``): one round
-    instead of two, revealing the same values.
+    Both products run as one Beaver round: open ε = y − a and δ = b − b',
+    then w = c + ε·b, u = c' + δ·a', y' = a + ε, ρ = b and v = a'. Only value
+    shares of w, u and y' are computed: they go to the client and nowhere
+    else, so their MAC shares would never be used.
 
     Args:
         online: the session's online engine (its MAC check must cover every
             opening made through it in this call).
         y: this VCP's shares of the vector to deliver (n elements).
-        masks: fresh masks, ρ then v then (if re-randomising) r: 2n or 3n.
-        triple: (a, b, c), each 2n long.
-        party: this VCP's index; ``alpha_share`` its MAC key share.
-        rerandomise: replace y by y + r − open(r) first (downloads).
+        triple: (a, b, c), each 2n long: the first n for w, the rest for u.
+        party: this VCP's index.
 
     Raises:
         MacCheckFailure: some opening was inconsistent; nothing is returned.
     """
     n = len(y)
-    needed = 3 * n if rerandomise else 2 * n
-    if len(masks) != needed or len(triple) != 3 or any(len(t) != 2 * n for t in triple):
-        raise VcpInternalError(f"ODO of {n} elements got {len(masks)} masks and a wrongly sized triple")
-    rho, v = masks[0:n], masks[n : 2 * n]
+    if len(triple) != 3 or any(len(t) != 2 * n for t in triple):
+        raise VcpInternalError(f"ODO of {n} elements got a wrongly sized triple")
     a, b, c = triple
     a1, a2, b1, b2 = a[0:n], a[n : 2 * n], b[0:n], b[n : 2 * n]
-    if rerandomise:
-        r = masks[2 * n : 3 * n]
-        opened_r = online.open_with_next(r)
-        opened_vr = online.open_with_next(Shares.concat_differences([(v, a2), (rho, b2)]))
-        y_plus_r = y + r
-        # y'·ρ as a Beaver product of (y + r)·ρ through mul(), the other product
-        # by hand (its MAC shares are never needed); one flight carries all three.
-        w_plus = await online.mul(y_plus_r, rho, (a1, b1, c[0:n]))
-        big_r = opened_r.value
-        # Nothing derived from the openings above may leave before this passes.
-        await online.mac_check()
-        eps2, delta2 = opened_vr.value[0:n], opened_vr.value[n : 2 * n]
-        y_values = y_plus_r.values - big_r if party == 0 else y_plus_r.values
-        w = w_plus.values - rho.values * big_r
-        u = c.values[n : 2 * n] + rho.values * eps2 + a2.values * delta2
-        return DeliveryShares(y=y_values, rho=rho.values, v=v.values, w=w, u=u)
-    to_open = Shares.concat_differences([(y, a1), (v, a2), (rho, b1), (rho, b2)])
+    to_open = Shares.concat_differences([(y, a1), (b1, b2)])
     (opened,) = await online.open_many([to_open])
-    eps1, eps2, delta1, delta2 = (opened[k * n : (k + 1) * n] for k in range(4))
-    # Nothing derived from the openings above may leave before this passes.
+    # Nothing derived from the openings may leave before this passes.
     await online.mac_check()
-    rho_values = rho.values
-    w = c.values[0:n] + rho_values * eps1 + a1.values * delta1
-    u = c.values[n : 2 * n] + rho_values * eps2 + a2.values * delta2
-    return DeliveryShares(y=y.values, rho=rho_values, v=v.values, w=w, u=u)
+    eps, delta = opened[0:n], opened[n : 2 * n]
+    rho, v, a1_values = b1.values, a2.values, a1.values
+    w = c.values[0:n] + rho * eps
+    u = c.values[n : 2 * n] + v * delta
+    y_fresh = a1_values + eps if party == 0 else a1_values
+    return DeliveryShares(y=y_fresh, rho=rho, v=v, w=w, u=u)

@@ -6,11 +6,11 @@ id from the client. Each VCP
 1. checks on its own that the caller may ``read`` the secret, then exchanges
    its verdict with the others (with a digest of id, caller, length and
    encoding), so a refusal anywhere fails every VCP promptly;
-2. reserves and takes 3n masks and 2n triples (n = length) under the request
-   id;
-3. computes the ODO of the stored shares (re-randomised with a fresh mask),
-   whose openings, including ⟨y'⟩ − ⟨a⟩ made with the *stored* MAC shares, all
-   pass the MAC check before anything is returned (see
+2. reserves and takes 2n triples (n = length) under the request id;
+3. computes the ODO of the stored shares, re-randomised as y' = ⟨a⟩ + ε by
+   the Beaver round's own fresh a (ρ and v are components of the triples);
+   its openings, including ε = ⟨y⟩ − ⟨a⟩ made with the *stored* MAC shares,
+   all pass the MAC check before anything is returned (see
    :mod:`~vcpd.services.secrets.delivery`);
 4. answers with its value shares of y', ρ, v, w, u and the metadata.
 
@@ -30,8 +30,8 @@ from vcpd.math import Shares
 
 from . import acl, storage
 from .agreement import agree, digest
-from .context import ProtocolContext, request_session, session_name, take_tuples
-from .delivery import DOWNLOAD_TUPLES_PER_ELEMENT, deliver, tuples_for
+from .context import ProtocolContext, request_session, session_name, take_tuples, tuples_for
+from .delivery import DOWNLOAD_TUPLES_PER_ELEMENT, deliver
 from .model import encoding_to_wire
 
 __all__ = ["download"]
@@ -89,11 +89,8 @@ async def download(ctx: ProtocolContext, caller: str, secret_id: str, request_id
             shares = await deliver(
                 ctx.online(session, ctx.field, ctx.alpha_share),
                 y,
-                masks=tuples["mask"][0],
                 triple=tuples["triple"],
                 party=ctx.party,
-                alpha_share=ctx.alpha_share,
-                rerandomise=True,
             )
             return {
                 "id": secret_id,

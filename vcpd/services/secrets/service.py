@@ -32,7 +32,7 @@ from vcpd.store import Store
 from . import acl, storage
 from .agreement import agree, digest
 from .context import SESSION_TIMEOUT, OnlineFactory, ProtocolContext, request_session, session_name
-from .delivery import DOWNLOAD_TUPLES_PER_ELEMENT, UPLOAD_TUPLES_PER_ELEMENT
+from .delivery import DOWNLOAD_TUPLES_PER_ELEMENT
 from .download import download
 from .model import (
     MAX_PAGE_SIZE,
@@ -47,7 +47,7 @@ from .model import (
     parse_secret_id,
     tags_from_mapping,
 )
-from .upload import UPLOAD_COMMIT_TIMEOUT, Uploads, agreed_time, store_everywhere
+from .upload import UPLOAD_COMMIT_TIMEOUT, UPLOAD_TUPLES_PER_ELEMENT, Uploads, agreed_time, store_everywhere
 
 __all__ = ["SecretStore", "default_online"]
 
@@ -150,16 +150,8 @@ class SecretStore:
     # ------------------------------------------------------------ client I/O
 
     async def begin_upload(self, caller: str, secret_id: str, count: int, request_id: str) -> dict[str, Any]:
-        """Upload step 1 (see :mod:`~vcpd.services.secrets.upload`): the ODO over fresh masks."""
-        try:
-            return await self._uploads.begin(caller, secret_id, count, request_id)
-        except MacCheckFailure:
-            self._mac_failures += 1
-            log.warning(
-                "MAC check failed on the input masks of an upload: a VCP deviated; nothing was released",
-                extra={"ctx": {"secret": secret_id}},
-            )
-            raise
+        """Upload step 1 (see :mod:`~vcpd.services.secrets.upload`): shares of fresh triples."""
+        return await self._uploads.begin(caller, secret_id, count, request_id)
 
     async def commit_upload(
         self,
@@ -170,7 +162,7 @@ class SecretStore:
         tags: tuple[Tag, ...],
         encoding: SecretEncoding,
     ) -> dict[str, Any]:
-        """Upload step 3: store x = r + μ on every VCP or on none."""
+        """Upload step 3: store x = a + μ on every VCP or on none."""
         return await self._uploads.commit(caller, secret_id, request_id, mu, tags, encoding)
 
     async def download(self, caller: str, secret_id: str, request_id: str) -> dict[str, Any]:

@@ -1,29 +1,59 @@
-"""Verified upload: input masks with an output-delivery check, then masked values.
+"""Verified upload: one preprocessed triple per element, checked by the client.
 
-The client never sends a secret value, only x − r for masks r it learned in
-shares (mpc-notes §2.2, DESIGN §5):
+The client never sends a secret value, only x − a for a mask a it learned in
+shares. The mask comes with its own proof (MP-SPDZ's
+``sint.receive_from_client``, from the same DDNNT FC 2016 paper as the ODO,
+mpc-notes §2.5):
 
 1. ``begin`` (every VCP, same id, count and request id): the VCPs agree that
-   the id is free and, at the same time, reserve in **one** reservation n
-   input masks r plus the masks and triples of an ODO over r and take them
-   (the tuple source records them consumed *before* anything derived from
-   them is sent); then they compute and MAC-check the ODO, keep their shares
-   of r in memory and return the ODO. A begin refused by some VCP (the id is
-   taken, the requests differ) burns whatever was reserved meanwhile, like an
-   upload that is never committed: any client can spend masks by uploading,
-   so this hands a client nothing new, and it keeps the agreement off the
-   latency path.
-2. The client verifies the ODO (a VCP that lied about r is caught) and sends
-   every VCP the same μ = x − r with the tags and encoding.
+   the id is free and, at the same time, reserve and take n triples
+   (a, b, c = a·b) in **one** reservation (the tuple source records them
+   consumed *before* anything derived from them is sent); each VCP keeps its
+   shares of a (value and MAC) in memory and returns its *value* shares of
+   a, b and c. No online multiplication, opening or MAC check is needed.
+   A begin refused by some VCP (the id is taken, the requests differ) burns
+   whatever was reserved meanwhile, like an upload that is never committed:
+   any client can spend triples by uploading, so this hands a client nothing
+   new, and it keeps the agreement off the latency path.
+2. The client sums the shares and accepts iff a·b = c for every element (and
+   b ≠ 0); then it sends every VCP the same μ = x − a with the tags and
+   encoding.
 3. ``commit``: the VCPs exchange a digest of (id, μ, tags, encoding, caller)
    and go on only if all match, so a client that sends different μ to
    different VCPs stores nothing anywhere. Each VCP stores
-   x_i = r_i + [i=0]·μ, m_i = m_i(r) + α_i·μ in one transaction, then they
+   x_i = a_i + [i=0]·μ, m_i = m_i(a) + α_i·μ in one transaction, then they
    exchange "stored"; if any failed, every VCP deletes what it stored.
+
+Why the client's check suffices (security argument). Let the corrupt VCPs
+(any number up to n − 1) report shares that differ from the ones they hold,
+so the client reconstructs a + δa, b + δb, c + δc; the deviations are fixed
+before anything depends on a or b, since the answers are all the client sees
+before it decides. The check passes iff
+
+    (a + δa)(b + δb) = c + δc   ⇔   a·δb + b·δa + δa·δb = δc    (as c = a·b).
+
+The honest VCP's shares are uniform and unknown to the adversary, so a and b
+are uniform and independent in its view (b and c are never opened or used
+again; the triple is consumed). If δa ≠ 0 or δb ≠ 0 the left side is a
+non-constant polynomial of degree 1 in (a, b), which hits the fixed δc with
+probability at most 1/p (about 2^-127) per element; if δa = δb = 0 it passes
+only with δc = 0. So a mask shifted by δa ≠ 0 (the only shift that would
+change the stored x, to x − δa) is caught except with probability 1/p,
+before μ leaves the client. The b ≠ 0 test only rejects an event of
+probability 1/p in which δc = 0 would hide δa. That the triple itself is correct (c = a·b) and
+its shares carry valid MACs under α is the offline phase's guarantee
+(MASCOT's sacrifice, or the dealer), not the upload's. The stored MAC
+shares m_i(a) + α_i·μ are then correct MACs of x, so every later opening
+that involves x is MAC-checked as usual (a VCP that stores something else
+than a_i + [i=0]·μ is caught there, as any share altered at rest). Privacy: μ = x − a with a uniform
+and never used again hides x from the VCPs; the client learns a, b, c, which
+no one uses afterwards. Compared with an ODO over a fresh mask (the former
+design and Amphora's, 3 masks and 2 triples per element, two Beaver products
+and a MAC check), this costs 1 triple per element and no online round.
 
 Masks are consumed exactly once: whatever happens after ``begin`` took them
 -- a commit that fails, a mismatch, a client that never comes back -- the
-pending upload is dropped and its masks are gone. A pending upload lives at
+pending upload is dropped and its triples are gone. A pending upload lives at
 most :data:`UPLOAD_COMMIT_TIMEOUT` seconds.
 
 This module must not import any vcpd module other than :mod:`vcpd.errors`,
@@ -34,12 +64,14 @@ This module must not import any vcpd module other than :mod:`vcpd.errors`,
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final
 
 import trio
 
-from vcpd.errors import FieldError, RequestError, StoreError
+from vcpd.errors import FieldError, RequestError, StoreError, VcpInternalError
 from vcpd.logs import get_logger
 from vcpd.math import Shares
 from vcpd.protocol.transport import Session
@@ -47,13 +79,22 @@ from vcpd.services.ports import SecretEncoding
 
 from . import storage
 from .agreement import Agreement, agree, digest
-from .context import ProtocolContext, agree_while_taking, request_session, session_name
-from .delivery import UPLOAD_TUPLES_PER_ELEMENT, deliver, tuples_for
+from .context import ProtocolContext, agree_while_taking, request_session, session_name, tuples_for
 from .model import Tag, canonical_tags, encoding_to_wire
 
-__all__ = ["MAX_PENDING_ELEMENTS", "UPLOAD_COMMIT_TIMEOUT", "Uploads", "agreed_time", "store_everywhere"]
+__all__ = [
+    "MAX_PENDING_ELEMENTS",
+    "UPLOAD_COMMIT_TIMEOUT",
+    "UPLOAD_TUPLES_PER_ELEMENT",
+    "Uploads",
+    "agreed_time",
+    "store_everywhere",
+]
 
 log = get_logger("secrets")
+
+UPLOAD_TUPLES_PER_ELEMENT: Final[Mapping[str, int]] = MappingProxyType({"triple": 1})
+"""Per uploaded element: one triple (a, b, a·b); a is the mask."""
 
 UPLOAD_COMMIT_TIMEOUT: Final = 300.0
 """Seconds between a successful ``begin`` and the ``commit`` that must follow;
@@ -61,7 +102,7 @@ after that the upload is forgotten and its masks stay consumed."""
 
 MAX_PENDING_ELEMENTS: Final = 4_000_000
 """Most mask elements held for uncommitted uploads at once on one VCP (32 bytes
-each, so 128 MB): a client that begins uploads and never commits cannot make
+each -- the value and MAC shares of a -- so 128 MB): a client that begins uploads and never commits cannot make
 a VCP hold more."""
 
 STORED_STEP: Final = "secrets.stored"
@@ -76,7 +117,7 @@ class _Pending:
     caller: str
     count: int
     deadline: float  # trio clock
-    masks: Shares | None = None  # this VCP's shares of r, once begin succeeded
+    masks: Shares | None = None  # this VCP's shares of the masks a, once begin succeeded
 
     def __repr__(self) -> str:
         return f"<PendingUpload n={self.count} ready={self.masks is not None}>"
@@ -111,13 +152,13 @@ class Uploads:
         return sum(item.count for item in self._pending.values())
 
     async def begin(self, caller: str, secret_id: str, count: int, request_id: str) -> dict[str, Any]:
-        """Run the begin step; return this VCP's ODO shares over the new masks.
+        """Run the begin step; return this VCP's value shares of n fresh triples.
 
         Raises:
             RequestError: ``conflict`` (id taken or being uploaded, or too many
                 uploads pending), or a peer's refusal.
-            TuplesExhausted, SessionAborted, MacCheckFailure, PeerUnavailable:
-                the multi-party part failed; nothing was released.
+            TuplesExhausted, SessionAborted, PeerUnavailable: the multi-party
+                part failed; nothing was released.
         """
         ctx = self._ctx
         self._expire()
@@ -154,18 +195,6 @@ class Uploads:
                 )
                 if isinstance(outcome, RequestError):
                     error = outcome  # raised after leaving the session: no abort notice needed
-                else:
-                    all_masks = tuples["mask"][0]
-                    masks, odo_masks = all_masks[0:count], all_masks[count : 3 * count]
-                    shares = await deliver(
-                        ctx.online(session, ctx.field, ctx.alpha_share),
-                        masks,
-                        masks=odo_masks,
-                        triple=tuples["triple"],
-                        party=ctx.party,
-                        alpha_share=ctx.alpha_share,
-                        rerandomise=False,
-                    )
         except BaseException:
             if slot is not None:
                 self._pending.pop(secret_id, None)
@@ -175,15 +204,21 @@ class Uploads:
                 self._pending.pop(secret_id, None)
             raise error
         assert slot is not None
-        # Slices of the taken tuples are views: keep a copy of r alone (not the
-        # whole take) while the upload waits for its commit.
-        slot.masks = Shares(masks.values.copy(), masks.macs.copy())
+        a, b, c = tuples["triple"]
+        if not len(a) == len(b) == len(c) == count:
+            self._pending.pop(secret_id, None)
+            raise VcpInternalError(f"an upload of {count} elements got {len(a)} triples")
+        # Keep a alone (not the whole take, of which it may be a view) while
+        # the upload waits for its commit; b and c are never needed again.
+        slot.masks = Shares(a.values.copy(), a.macs.copy())
         slot.deadline = trio.current_time() + self._commit_timeout
         self.begun += 1
         return {
             "id": secret_id,
             "request_id": request_id,
-            **shares.to_wire(),
+            "a": a.values.to_bytes(),
+            "b": b.values.to_bytes(),
+            "c": c.values.to_bytes(),
             "expires_in": self._commit_timeout,
             "tuples": counts,
         }

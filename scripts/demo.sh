@@ -14,8 +14,7 @@ step() { printf '\n== %s\n' "$*"; }
 step "status of every VCP"
 "$VCPCTL" status
 
-step "tuples: generate input masks and multiplication triples ($SOURCE)"
-"$VCPCTL" tuples generate mask "$COUNT"
+step "tuples: generate multiplication triples, which also check uploads and downloads ($SOURCE)"
 "$VCPCTL" tuples generate triple "$COUNT"
 "$VCPCTL" tuples stock
 

@@ -35,14 +35,14 @@ This module must not import trio, sockets, or any vcpd module other than
 
 from __future__ import annotations
 
-import ctypes
 import struct
 from collections import deque
-from typing import Any, Final, NoReturn
+from typing import Final, NoReturn
 
 from vcpd.errors import ChannelError
 
 from ._crypto import KEY_BYTES, AuthFailure, counter_nonce, open_frame, open_frame_into, seal_frame
+from ._pieces import Incoming, Outgoing
 from .limits import (
     FRAME_OVERHEAD,
     HEADER_BYTES,
@@ -77,62 +77,6 @@ _MAX_SEQ: Final = (1 << 64) - 1
 _MAX_STREAM_ID: Final = (1 << 32) - 1
 
 
-class _Outgoing:
-    __slots__ = ("data", "offset", "prefix", "stream", "total")
-
-    def __init__(self, data: memoryview, stream: int, prefix: bytes = b"") -> None:
-        self.prefix = prefix  # the message is prefix ‖ data
-        self.data = data
-        self.total = len(prefix) + data.nbytes
-        self.offset = 0
-        self.stream = stream
-
-    def chunk(self, start: int, end: int) -> bytes | memoryview:
-        """Bytes ``[start, end)`` of the message; a view unless they straddle the prefix."""
-        head = len(self.prefix)
-        if start >= head:
-            return self.data[start - head : end - head]
-        if end <= head:
-            return self.prefix[start:end]
-        return self.prefix[start:] + bytes(self.data[: end - head])
-
-
-def _reassembly_buffer(total: int) -> bytearray:
-    """A bytearray of ``total`` bytes whose contents are not zeroed first.
-
-    ``bytearray(total)`` writes zeros over the whole buffer (80 MB for a
-    10^6-element download answer: ~40 ms, on the critical path) only for
-    the frames to overwrite them. :class:`_Incoming` returns its buffer only
-    once authentic frames have written every byte of it exactly once (their
-    slots are consecutive and counted), and drops it otherwise, so no stale
-    byte of this process can ever leave through it.
-    """
-    if _new_bytearray is None or total < _UNZEROED_FROM:
-        return bytearray(total)
-    buffer: bytearray = _new_bytearray(None, total)
-    return buffer
-
-
-_UNZEROED_FROM: Final = 1 << 20
-try:  # CPython: PyByteArray_FromStringAndSize(NULL, n) leaves the bytes uninitialised
-    _new_bytearray: Any = ctypes.pythonapi.PyByteArray_FromStringAndSize
-    _new_bytearray.restype = ctypes.py_object
-    _new_bytearray.argtypes = (ctypes.c_char_p, ctypes.c_ssize_t)
-except AttributeError:  # another interpreter: zeroed buffers, same behaviour
-    _new_bytearray = None
-
-
-class _Incoming:
-    __slots__ = ("buffer", "received", "total")
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.received = 0
-        # Reassembly in place: chunks after the first are decrypted straight
-        # into their slot, so a big message is never joined from pieces.
-        self.buffer = _reassembly_buffer(total)
-
-
 class Channel:
     """One encrypted connection: frames out, messages in.
 
@@ -160,11 +104,11 @@ class Channel:
         self.limits = limits or ChannelLimits()
         self._send_seq = 0
         self._receive_seq = 0
-        self._queue: deque[_Outgoing] = deque()
+        self._queue: deque[Outgoing] = deque()
         self._pending = 0
         self._sending_streams: set[int] = set()
         self._next_stream = 0
-        self._incoming: dict[int, _Incoming] = {}
+        self._incoming: dict[int, Incoming] = {}
         self._buffered = 0
         self._reserved = 0  # capacity of the reassembly buffers (whole announced lengths)
         self._failure: str | None = None
@@ -240,7 +184,7 @@ class Channel:
         stream = 0
         if total > self.limits.frame_size:
             stream = self._allocate_stream()
-        self._queue.append(_Outgoing(view, stream, bytes(prefix)))
+        self._queue.append(Outgoing(view, stream, bytes(prefix)))
         self._pending += total
 
     def _allocate_stream(self) -> int:
@@ -409,7 +353,7 @@ class Channel:
             if size > total:
                 self._fail(f"stream {stream} carries more than the {total} bytes it announced")
             self._check_capacity(total)
-            incoming = self._incoming[stream] = _Incoming(total)
+            incoming = self._incoming[stream] = Incoming(total)
             self._reserved += total
         else:
             found = self._incoming.get(stream)

@@ -192,13 +192,17 @@ def bit_lt_product(
 
 
 def product_tree(x: Shares, count: int, n: int, material: Material) -> Program[Shares]:
-    """Π of ``count`` stacked rows, element-wise: count−1 products, ⌈log2 count⌉ rounds."""
+    """Π of ``count`` stacked rows, element-wise: count−1 products, ⌈log2 count⌉ rounds.
+
+    Each level multiplies row i by row i + half: both operands are contiguous
+    slices (views), so no row is gathered or copied; only an odd leftover row
+    is appended to the products. The product is commutative and associative,
+    so this pairing gives the same result as pairing neighbours.
+    """
     for pairs in product_tree_levels(count):
-        lo = rows(x, np.arange(0, 2 * pairs, 2), n)
-        hi = rows(x, np.arange(1, 2 * pairs, 2), n)
-        (prod,) = yield from multiply([(lo, hi)], material)
-        rest = len(x) // n
-        x = Shares.concat([prod, rows(x, [rest - 1], n)]) if rest % 2 else prod
+        half = pairs * n
+        (prod,) = yield from multiply([(x[:half], x[half : 2 * half])], material)
+        x = Shares.concat([prod, x[2 * half :]]) if len(x) > 2 * half else prod
     return x
 
 

@@ -47,6 +47,13 @@ def _limbs32(words: npt.NDArray[np.uint64], rows: int, n: int) -> list[npt.NDArr
     return [low[:, :, 0], low[:, :, 1], high[:, :, 0], high[:, :, 1]]
 
 
+def _suffix_sums(x: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Row i of the result is Σ_{j≥i} x_j (a block of one row -- n ≥ 32768 -- is its own sum)."""
+    if len(x) == 1:
+        return x
+    return np.cumsum(x[::-1], axis=0)[::-1]
+
+
 def _word_limbs(word: int) -> list[int]:
     return [(word >> (32 * j)) & 0xFFFFFFFF for j in range(4)]
 
@@ -77,14 +84,14 @@ def _component(
         sigma = 1 - 2 * cb  # σ_j
         weight = 6 * cb - 2  # r_i·(1 − 3σ_i): the own bit enters once, not as 3·σ_i·r_i
         # Offsets o_i = 1 − c_i + 3·Σ_{j>i} c_j, with the in-block suffix sums.
-        c_suffix = np.cumsum(cb[::-1], axis=0)[::-1]
+        c_suffix = _suffix_sums(cb)
         offsets = 1 - cb + 3 * (c_suffix - cb + above)
         above = above + c_suffix[0]
         terms = []
         for j in range(4):
             limb = rl[j][start:stop]
             signed = limb * sigma  # σ_i·r_i (int64)
-            suffix = np.cumsum(signed[::-1], axis=0)[::-1]  # Σ_{i≤j<stop}
+            suffix = _suffix_sums(signed)  # Σ_{i≤j<stop}
             term = suffix * 3
             term += limb * weight  # 3·Σ_{j≥i} σ_j r_j + r_i − 3σ_i r_i = r_i + 3·Σ_{j>i}
             term += 3 * running[j] - 2 * sl[j]

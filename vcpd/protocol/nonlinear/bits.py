@@ -39,8 +39,9 @@ from vcpd.math import Shares
 from ..online import OnlineParty
 from .cost import carry_tree_levels, product_tree_levels, sklansky_levels
 from .material import Material
-from .pack import add_small, choose, replace_rows, take_rows
+from .pack import choose, replace_rows, take_rows
 from .program import Program, multiply, open_values
+from .suffix import bit_lt_terms
 
 __all__ = [
     "bit_lt_product",
@@ -165,24 +166,12 @@ def bit_lt_product(
 
     Linear layer: with σ_j = 1 − 2c_j, X_i = C_i + Σ_{j>i} σ_j·r_j where
     C_i = Σ_{j>i} c_j is public, so e_i = r_i + (3·Σ_{j>i} σ_j r_j − 2·sign_bit)
-    + (1 − c_i + 3·C_i): one running sum from the top (started at −2·sign_bit),
-    and the public part added by table lookup.
+    + (1 − c_i + 3·C_i): suffix sums from the top, computed as exact integer
+    sums with one reduction per term (:func:`.suffix.bit_lt_terms`).
     """
     field = r.field
-    r3 = r + r + r
-    signed3 = _select([r3, -r3], c)  # 3·σ_j·r_j
-    running = -(sign_bit + sign_bit)
-    partial: list[Shares] = [None] * (m + 1)  # type: ignore[list-item]
-    for i in range(m - 1, -1, -1):
-        partial[i] = running
-        running = running + rows(signed3, [i], n)
-    partial[m] = running
-    e = Shares.concat([r + Shares.concat(partial[:m]), partial[m]])
-    above = np.cumsum(c[::-1].astype(np.int64), axis=0)[::-1]  # Σ_{j ≥ i} c_j
-    strictly_above = np.concatenate([above[1:], np.zeros((1, n), np.int64)])
-    offsets = np.concatenate([1 - c.astype(np.int64) + 3 * strictly_above, 3 * above[:1]])
-    e = add_small(online.constant, e, offsets)
-    product = yield from product_tree(Shares.concat([e, rho]), m + 2, n, material)
+    terms = bit_lt_terms(online, c, r, sign_bit, rho, m, n)  # e_0 … e_m and ρ, stacked
+    product = yield from product_tree(terms, m + 2, n, material)
     (w,) = yield from open_values(product)
     words = np.frombuffer((w * field.r_inv).to_bytes(), "<u8").reshape(-1, 2)
     zero = ((words[:, 0] | words[:, 1]) == 0).astype(np.int64)
@@ -192,13 +181,17 @@ def bit_lt_product(
 
 
 def product_tree(x: Shares, count: int, n: int, material: Material) -> Program[Shares]:
-    """Π of ``count`` stacked rows, element-wise: count−1 products, ⌈log2 count⌉ rounds."""
+    """Π of ``count`` stacked rows, element-wise: count−1 products, ⌈log2 count⌉ rounds.
+
+    Each level multiplies row i by row i + half: both operands are contiguous
+    slices (views), so no row is gathered or copied; only an odd leftover row
+    is appended to the products. The product is commutative and associative,
+    so this pairing gives the same result as pairing neighbours.
+    """
     for pairs in product_tree_levels(count):
-        lo = rows(x, np.arange(0, 2 * pairs, 2), n)
-        hi = rows(x, np.arange(1, 2 * pairs, 2), n)
-        (prod,) = yield from multiply([(lo, hi)], material)
-        rest = len(x) // n
-        x = Shares.concat([prod, rows(x, [rest - 1], n)]) if rest % 2 else prod
+        half = pairs * n
+        (prod,) = yield from multiply([(x[:half], x[half : 2 * half])], material)
+        x = Shares.concat([prod, x[2 * half :]]) if len(x) > 2 * half else prod
     return x
 
 

@@ -1,0 +1,124 @@
+"""The linear layer of BitLT by Toft's product trick, as exact integer suffix sums.
+
+:func:`.bits.bit_lt_product` multiplies m+1 terms (plus a random factor ρ),
+term i being (see there) e_i = r_i + 3·Σ_{j>i} σ_j·r_j − 2·sign_bit + o_i
+with σ_j = 1 − 2c_j and the public offsets o_i = 1 − c_i + 3·Σ_{j>i} c_j
+(o_m = 3·Σ_j c_j for the last term, which has no r). Built with modular
+additions this costs a running sum of m rows plus about five more additions
+per row and share component, and a copy or two per row.
+
+Here every term is built on the integers instead: the Montgomery words of
+the shares are split into 32-bit limbs, the signed suffix sums run in int64
+(|limb sums| < 2^42), the public offset enters as o·mont(1) on party 0's
+values and o·mont(α_i) on every MAC (a constant share, exactly as
+``OnlineParty.constant`` builds it), and each term is reduced mod p once
+(:func:`vcpd.math._signed.reduce_signed`). Integer combinations commute with
+the Montgomery representation, so every party gets exactly the shares the
+field formulas give; the result is laid out as the stacked rows
+e_0 … e_{m−1}, e_m, ρ that the product tree takes, written straight into one
+buffer. Rows are processed in cache-sized blocks from the top down, carrying
+the running sum between blocks.
+
+This module must not import trio or any vcpd module except ``vcpd.errors``,
+``vcpd.math`` and ``vcpd.protocol``; its inputs are shares, so it never logs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from vcpd.math import FieldArray, PrimeField, Shares
+from vcpd.math._signed import reduce_signed
+
+from ..online import OnlineParty
+from .pack import _words
+
+__all__ = ["bit_lt_terms"]
+
+_BLOCK = 32768
+"""Elements per block of rows: the int64 temporaries of a block stay in cache."""
+
+
+def _limbs32(words: npt.NDArray[np.uint64], rows: int, n: int) -> list[npt.NDArray[np.uint32]]:
+    """The four 32-bit limbs of ``(2, rows·n)`` words as ``(rows, n)`` views (no copy)."""
+    low = words[0].view(np.uint32).reshape(rows, n, 2)
+    high = words[1].view(np.uint32).reshape(rows, n, 2)
+    return [low[:, :, 0], low[:, :, 1], high[:, :, 0], high[:, :, 1]]
+
+
+def _suffix_sums(x: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Row i of the result is Σ_{j≥i} x_j (a block of one row -- n ≥ 32768 -- is its own sum)."""
+    if len(x) == 1:
+        return x
+    return np.cumsum(x[::-1], axis=0)[::-1]
+
+
+def _word_limbs(word: int) -> list[int]:
+    return [(word >> (32 * j)) & 0xFFFFFFFF for j in range(4)]
+
+
+def _component(
+    field: PrimeField,
+    r: FieldArray,
+    sign: FieldArray,
+    rho: FieldArray,
+    constant_word: int,
+    c: npt.NDArray[np.uint8],
+    m: int,
+    n: int,
+) -> FieldArray:
+    """One share component (values or MACs) of the stacked terms and ρ."""
+    rl = _limbs32(_words(r), m, n)
+    sl = [limb.astype(np.int64) for limb in _limbs32(_words(sign), 1, n)]
+    k = _word_limbs(constant_word)
+    out = np.empty((2, (m + 2) * n), np.uint64)
+    lo = out[0].reshape(m + 2, n)
+    hi = out[1].reshape(m + 2, n)
+    running = [np.zeros(n, np.int64) for _ in range(4)]  # Σ_{j>i} σ_j·r_j per limb
+    above = np.zeros(n, np.int64)  # Σ_{j>i} c_j
+    block = max(1, _BLOCK // max(n, 1))
+    for stop in range(m, 0, -block):
+        start = max(0, stop - block)
+        cb = c[start:stop].astype(np.int64)
+        sigma = 1 - 2 * cb  # σ_j
+        weight = 6 * cb - 2  # r_i·(1 − 3σ_i): the own bit enters once, not as 3·σ_i·r_i
+        # Offsets o_i = 1 − c_i + 3·Σ_{j>i} c_j, with the in-block suffix sums.
+        c_suffix = _suffix_sums(cb)
+        offsets = 1 - cb + 3 * (c_suffix - cb + above)
+        above = above + c_suffix[0]
+        terms = []
+        for j in range(4):
+            limb = rl[j][start:stop]
+            signed = limb * sigma  # σ_i·r_i (int64)
+            suffix = _suffix_sums(signed)  # Σ_{i≤j<stop}
+            term = suffix * 3
+            term += limb * weight  # 3·Σ_{j≥i} σ_j r_j + r_i − 3σ_i r_i = r_i + 3·Σ_{j>i}
+            term += 3 * running[j] - 2 * sl[j]
+            if k[j]:
+                term += offsets * k[j]
+            running[j] = running[j] + suffix[0]
+            terms.append(term)
+        reduce_signed(field.p, terms, lo[start:stop], hi[start:stop])
+    # e_m = 3·Σ_j σ_j r_j − 2·sign_bit + 3·Σ_j c_j
+    top = [3 * running[j] - 2 * sl[j] + 3 * above * k[j] for j in range(4)]
+    reduce_signed(field.p, [t.reshape(1, n) for t in top], lo[m : m + 1], hi[m : m + 1])
+    out[:, (m + 1) * n :] = _words(rho)
+    return field.from_limbs(out)
+
+
+def bit_lt_terms(
+    online: OnlineParty, c: npt.NDArray[np.uint8], r: Shares, sign_bit: Shares, rho: Shares, m: int, n: int
+) -> Shares:
+    """The m+1 terms of BitLT-product and ρ, stacked (m+2 rows of n): see the module.
+
+    ``c`` is the public ``(m, n)`` bit matrix, ``r`` the m stacked secret bit
+    rows, ``sign_bit`` the secret random bit of the trick, ``rho`` its random
+    factor. Local: no communication, no tuples.
+    """
+    field = r.field
+    one = online.constant(1, 1)  # party 0: mont(1) as value; every party: mont(α_i) as MAC
+    value_word, mac_word = (int.from_bytes(part.to_bytes(), "little") for part in (one.values, one.macs))
+    values = _component(field, r.values, sign_bit.values, rho.values, value_word, c, m, n)
+    macs = _component(field, r.macs, sign_bit.macs, rho.macs, mac_word, c, m, n)
+    return Shares(values, macs)

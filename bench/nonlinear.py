@@ -1,6 +1,6 @@
 """Non-linear operations in programs on a local VC of real daemons, and the same in MPyC.
 
-    python bench/nonlinear.py [--elements 100000] [--mpyc-elements 1000] [--no-mpyc]
+    python bench/nonlinear.py [--elements 100000] [--repeat 1] [--mpyc-elements 1000] [--no-mpyc]
 
 One run, three tables:
 
@@ -21,7 +21,10 @@ One run, three tables:
    n results to the client). Timed: the call end to end on the client
    (request to every VCP, loading the inputs, agreement, taking the tuples
    from SQLite, the protocol, the MAC check, the reveal, the answers); the
-   results are checked against Python. The row also shows VCP 0's
+   results are checked against Python. With ``--repeat R`` each workload runs
+   R times on the same daemons and the row shows the best run (``first s``:
+   the first run's time, which pays the page faults of a daemon's first big
+   vectors). The row also shows VCP 0's
    statistics: protocol rounds without the reveal, tuples per operation,
    MB VCP 0 sent, its time in the program (``program_s``) and the part of
    it spent reserving and taking the tuples from its store (``tuples s``).
@@ -109,15 +112,16 @@ def signed(values: Any) -> list[int]:
 # ---------------------------------------------------------------- vcpd
 
 
-async def vcpd_bench(config: Path, n: int) -> tuple[list[dict[str, Any]], str]:
+async def vcpd_bench(config: Path, n: int, repeat: int) -> tuple[list[dict[str, Any]], str]:
     workloads = costs(n)
-    # verified uploads of 4 secrets; every kind gets some slack, so that no generation job is used up (and
-    # retired: its chunks deleted from the store, inside the taking transaction) during a timed run
-    needs: dict[str, int] = {"mask": 12 * n + 1000, "triple": 8 * n + 1000, "bit": 1000}
+    # verified uploads of 4 secrets (a triple per element); every kind gets some slack, so that no generation
+    # job is used up (and retired: its chunks deleted from the store, inside the taking transaction) during a
+    # timed run
+    needs: dict[str, int] = {"mask": 1000, "triple": 4 * n + 1000, "bit": 1000}
     for c in workloads.values():
         for kind, count in c.needs.items():
             if count:
-                needs[kind] = needs.get(kind, 0) + count
+                needs[kind] = needs.get(kind, 0) + repeat * count
     async with open_client(config) as client:
         started = time.perf_counter()
         for kind in needs:
@@ -138,11 +142,16 @@ async def vcpd_bench(config: Path, n: int) -> tuple[list[dict[str, Any]], str]:
         rows = []
         for name, template in PROGRAMS.items():
             inputs = [a, b] if name != "sfix x*y" else [x, y]
-            before = (await client.tuple_stock())[0]["tuples"]
-            t0 = time.perf_counter()
-            result = await client.run_program(PROLOGUE + template.format(n=n), inputs=inputs, output="reveal")
-            wall = time.perf_counter() - t0
-            after = (await client.tuple_stock())[0]["tuples"]
+            walls = []
+            for _ in range(repeat):
+                before = (await client.tuple_stock())[0]["tuples"]
+                t0 = time.perf_counter()
+                result = await client.run_program(PROLOGUE + template.format(n=n), inputs=inputs, output="reveal")
+                walls.append(time.perf_counter() - t0)
+                after = (await client.tuple_stock())[0]["tuples"]
+                if walls[-1] == min(walls):
+                    best = result, before, after
+            result, before, after = best
             got = signed(result.values[0])
             if name == "a < b":
                 assert got == [int(p < q) for p, q in zip(xs, ys, strict=True)], "wrong comparison"
@@ -155,7 +164,7 @@ async def vcpd_bench(config: Path, n: int) -> tuple[list[dict[str, Any]], str]:
             expected = {k: v for k, v in workloads[name].needs.items() if v}
             assert stats["tuples"] == expected, (stats["tuples"], expected)
             assert {k: v for k, v in used.items() if v} == expected, (used, expected)
-            rows.append({"name": name, "wall": wall, "stats": stats, "cost": workloads[name]})
+            rows.append({"name": name, "wall": min(walls), "first": walls[0], "stats": stats, "cost": workloads[name]})
         return rows, dealt
 
 
@@ -209,6 +218,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--elements", type=int, default=100_000, help="operations per vcpd workload")
     parser.add_argument("--mpyc-elements", type=int, default=1000, help="operations per MPyC workload")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per vcpd workload (the best is shown)")
     parser.add_argument("--no-mpyc", action="store_true", help="skip the MPyC rows")
     parser.add_argument("--mpyc-timeout", type=float, default=240.0)
     args = parser.parse_args()
@@ -217,7 +227,7 @@ def main() -> None:
     total_started = time.perf_counter()
     load_before = os.getloadavg()[0]
     with local_vc(3) as vc:
-        rows, dealt = trio.run(vcpd_bench, vc.client_config, n)
+        rows, dealt = trio.run(vcpd_bench, vc.client_config, n, args.repeat)
 
     mpyc_note = None if args.no_mpyc else mpyc_version()
     mpyc_runs: list[dict[str, Any]] = []
@@ -229,7 +239,8 @@ def main() -> None:
     print(f"(1-min load average {load_before:.1f} at the start, {load_after:.1f} at the end;")
     print(f" {dealt}, before any clock)")
     print()
-    print(f"## vcpd: n = {n:,} operations in one program; run_program end to end (output reveal), incl. the MAC check")
+    best = f", best of {args.repeat} runs" if args.repeat > 1 else ""
+    print(f"## vcpd: n = {n:,} operations in one program; run_program end to end (output reveal), incl. the MAC check{best}")
     table = []
     for row in rows:
         stats, c = row["stats"], row["cost"]
@@ -241,6 +252,7 @@ def main() -> None:
                 row["name"],
                 f"{n:,}",
                 f"{row['wall']:.2f}",
+                f"{row['first']:.2f}",
                 f"{rate:,.0f}",
                 f"{target:,}" if target else "-",
                 f"{stats['program_s']:.2f}",
@@ -255,7 +267,7 @@ def main() -> None:
         )
         assert stats["open_rounds"] - 1 == c.rounds
     print_table(
-        ["op", "n", "wall s", "ops/s", "target/s", "program_s", "tuples s", "rounds", "triples/op", "bits/op",
+        ["op", "n", "wall s", "first s", "ops/s", "target/s", "program_s", "tuples s", "rounds", "triples/op", "bits/op",
          "bounded/op", "masks/op", "MB sent"],
         table,
     )

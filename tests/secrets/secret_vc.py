@@ -276,6 +276,15 @@ def tamper_share(path: Path, secret_id: str, element: int, delta: int, *, mac: b
         conn.execute("UPDATE secrets_secret SET shares = ? WHERE id = ?", (shares.to_bytes(), secret_id))
 
 
+def delete_behind_the_back(path: Path, secret_id: str) -> None:
+    """Delete a secret (tags and grants cascade) from one VCP's file only: a diverged store."""
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("DELETE FROM secrets_secret WHERE id = ?", (secret_id,))
+
+
 async def call_each(client: FakeClient, op: str, args: Mapping[str, Any]) -> list[Any]:
     """Send one request to every VCP; return each answer or the RequestError it raised."""
     results: list[Any] = [None] * client.n_parties

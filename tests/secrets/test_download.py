@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Any
 import pytest
 import trio
 
-from secret_vc import FIELD, VC, call_each, open_vc, tamper_share
+from secret_vc import FIELD, VC, call_each, delete_behind_the_back, open_vc, tamper_share
 from vcpd.errors import IntegrityError, RequestError
 from vcpd.math import FieldArray, PrimeField, Shares
 from vcpd.protocol.online import OnlineParty
@@ -165,14 +167,15 @@ async def test_a_refusal_on_one_vcp_fails_every_vcp_promptly(tmp_path: Path) -> 
             sid = await owner.create_secret(VALUES)
             await owner.grant(sid, reader.public_key, ["read"])
             assert (await reader.get_secret(sid)).values == VALUES
-            # Revoked on VCP 0 only: VCP 0 refuses on its own, the others follow.
-            await vc.services[0].revoke(owner.public_key, sid, reader.public_key, ["read"])
+            # Revoked on VCP 0 only (a diverged store): VCP 0 refuses on its own, the others follow.
+            with sqlite3.connect(vc.paths[0]) as conn:
+                conn.execute("DELETE FROM secrets_grant WHERE secret_id = ? AND grantee = ?", (sid, reader.public_key))
             consumed = [dict(c) for c in vc.dealer.consumed]
             answers = await get_each(vc, reader, sid)
             assert codes(answers) == {"not-found"} and all(isinstance(a, RequestError) for a in answers)
             assert [dict(c) for c in vc.dealer.consumed] == consumed  # no tuples spent on a refusal
             # Gone from VCP 1 only: the same.
-            await vc.services[1].delete(owner.public_key, [sid])
+            delete_behind_the_back(vc.paths[1], sid)
             with pytest.raises(RequestError) as info:
                 await owner.get_secret(sid)
             assert info.value.code == "not-found"
@@ -183,8 +186,6 @@ async def test_diverged_stores_abort(tmp_path: Path) -> None:
         async with open_vc(tmp_path, 2) as vc:
             client = vc.client()
             sid = await client.create_secret(VALUES)
-            import sqlite3
-
             with sqlite3.connect(vc.paths[1]) as conn:
                 conn.execute("UPDATE secrets_secret SET length = 1, shares = ? WHERE id = ?", (bytes(32), sid))
             with pytest.raises(RequestError, match="disagree about secret") as info:
@@ -197,7 +198,8 @@ async def test_metadata_disagreement_is_an_integrity_error(tmp_path: Path) -> No
         async with open_vc(tmp_path, 2) as vc:
             client = vc.client()
             sid = await client.create_secret(VALUES, tags={"a": "1"})
-            await vc.services[1].set_tags(client.public_key, sid, [storage.Tag("a", "2")])
+            with sqlite3.connect(vc.paths[1]) as conn:  # a diverged store
+                storage.set_tags(conn, sid, [storage.Tag("a", "2")], 10)
             with pytest.raises(IntegrityError, match="disagree about the metadata"):
                 await client.get_secret(sid)
             with pytest.raises(IntegrityError, match="disagree about the tags"):

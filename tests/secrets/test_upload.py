@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from secret_vc import FIELD, VC, FakeClient, call_each, count_rows, open_vc
+from secret_vc import FIELD, VC, FakeClient, call_each, count_rows, delete_behind_the_back, open_vc
 from vcpd.client.secrets import verify_masks
 from vcpd.errors import IntegrityError, RequestError
 from vcpd.math import Shares, check_macs, reconstruct
@@ -203,8 +203,8 @@ async def test_duplicate_id_is_a_conflict_everywhere(tmp_path: Path) -> None:
                 await client.create_secret([8], secret_id=sid)
             assert info.value.code == "conflict"
             # Known to one VCP only: the others refuse promptly too (agreement first).
-            await vc.services[2].delete(client.public_key, [sid])
-            await vc.services[1].delete(client.public_key, [sid])
+            delete_behind_the_back(vc.paths[2], sid)
+            delete_behind_the_back(vc.paths[1], sid)
             with pytest.raises(RequestError) as info:
                 await client.create_secret([8], secret_id=sid)
             assert info.value.code == "conflict"

@@ -52,12 +52,12 @@ def register_secret_ops(dispatcher: Dispatcher, store: SecretStore) -> None:
     secrets.get             id, request_id                        id, length, encoding, fraction_bits,
                                                                   tags, y, rho, v, w, u, tuples
     secrets.list            filters?, sort?, page?, size?         secrets, page, size, total, pages
-    secrets.delete          ids                                   deleted
+    secrets.delete          ids, request_id                       deleted
     secrets.tags.get        id                                    id, tags
-    secrets.tags.set        id, tags                              id
-    secrets.tags.delete     id, keys                              id
-    secrets.grant           id, client, actions                   id
-    secrets.revoke          id, client, actions                   id
+    secrets.tags.set        id, tags, request_id                  id
+    secrets.tags.delete     id, keys, request_id                  id
+    secrets.grant           id, client, actions, request_id       id
+    secrets.revoke          id, client, actions, request_id       id
     secrets.grants          id                                    id, grants
     ======================  ====================================  ===================================
 
@@ -100,8 +100,9 @@ def register_secret_ops(dispatcher: Dispatcher, store: SecretStore) -> None:
         if len(ids) > _MAX_IDS:
             raise_bad(f"at most {_MAX_IDS} ids per delete")
         parsed = unique([parse_secret_id(i) for i in ids], "secret id")
+        request_id = parse_uuid(args.str("request_id"), "request id")
         args.finish()
-        return {"deleted": await store.delete(caller.public_key, parsed)}
+        return {"deleted": await store.delete(caller.public_key, parsed, request_id)}
 
     async def tags_get(caller: Caller, args: Args) -> dict[str, Any]:
         secret_id = parse_secret_id(args.str("id"))
@@ -113,31 +114,35 @@ def register_secret_ops(dispatcher: Dispatcher, store: SecretStore) -> None:
         tags = parse_tags(args.list("tags"))
         if not tags:
             raise_bad("give at least one tag to set")
+        request_id = parse_uuid(args.str("request_id"), "request id")
         args.finish()
-        await store.set_tags(caller.public_key, secret_id, tags)
+        await store.set_tags(caller.public_key, secret_id, tags, request_id)
         return {"id": secret_id}
 
     async def tags_delete(caller: Caller, args: Args) -> dict[str, Any]:
         secret_id = parse_secret_id(args.str("id"))
         keys = unique([check_tag_key(k) for k in args.str_list("keys")], "tag key")
+        request_id = parse_uuid(args.str("request_id"), "request id")
         args.finish()
-        await store.delete_tags(caller.public_key, secret_id, keys)
+        await store.delete_tags(caller.public_key, secret_id, keys, request_id)
         return {"id": secret_id}
 
     async def grant(caller: Caller, args: Args) -> dict[str, Any]:
         secret_id = parse_secret_id(args.str("id"))
         client = parse_public_key(args.str("client"))
         actions = parse_actions(args.list("actions"))
+        request_id = parse_uuid(args.str("request_id"), "request id")
         args.finish()
-        await store.grant(caller.public_key, secret_id, client, actions)
+        await store.grant(caller.public_key, secret_id, client, actions, request_id)
         return {"id": secret_id}
 
     async def revoke(caller: Caller, args: Args) -> dict[str, Any]:
         secret_id = parse_secret_id(args.str("id"))
         client = parse_public_key(args.str("client"))
         actions = parse_actions(args.list("actions"))
+        request_id = parse_uuid(args.str("request_id"), "request id")
         args.finish()
-        await store.revoke(caller.public_key, secret_id, client, actions)
+        await store.revoke(caller.public_key, secret_id, client, actions, request_id)
         return {"id": secret_id}
 
     async def grants(caller: Caller, args: Args) -> dict[str, Any]:

@@ -221,6 +221,16 @@ def _info(party: int, data: Any) -> SecretInfo:
         raise IntegrityError(f"VCP {party} sent malformed metadata") from None
 
 
+def _grant_args(secret_id: str, client_public_key: str, actions: Sequence[str] | str) -> dict[str, Any]:
+    """The arguments of ``secrets.grant`` and ``secrets.revoke`` (a fresh request id each call)."""
+    return {
+        "id": _secret_id(secret_id),
+        "client": client_public_key,
+        "actions": _actions(actions),
+        "request_id": str(uuid.uuid4()),
+    }
+
+
 def _secret_id(text: str | uuid.UUID) -> str:
     try:
         return str(uuid.UUID(str(text)))
@@ -378,7 +388,7 @@ class SecretsMixin:
     async def delete_secrets(self, secret_ids: Sequence[str] | str) -> int:
         """Delete secrets on every VCP (``delete`` right needed); return how many."""
         ids = [_secret_id(s) for s in _actions(secret_ids)]
-        answers = await self.call_all("secrets.delete", {"ids": ids})
+        answers = await self.call_all("secrets.delete", {"ids": ids, "request_id": str(uuid.uuid4())})
         return int(_same([a.get("deleted") for a in answers], "how many secrets were deleted"))
 
     async def get_tags(self, secret_id: str) -> dict[str, TagValue]:
@@ -390,21 +400,21 @@ class SecretsMixin:
 
     async def set_tags(self, secret_id: str, tags: Mapping[str, TagValue]) -> None:
         """Create or update tags (int values become LONG tags)."""
-        await self.call_all("secrets.tags.set", {"id": _secret_id(secret_id), "tags": _tags_to_wire(tags)})
+        args = {"id": _secret_id(secret_id), "tags": _tags_to_wire(tags), "request_id": str(uuid.uuid4())}
+        await self.call_all("secrets.tags.set", args)
 
     async def delete_tags(self, secret_id: str, keys: Sequence[str] | str) -> None:
         """Delete tags by key (all or nothing)."""
-        await self.call_all("secrets.tags.delete", {"id": _secret_id(secret_id), "keys": _actions(keys)})
+        args = {"id": _secret_id(secret_id), "keys": _actions(keys), "request_id": str(uuid.uuid4())}
+        await self.call_all("secrets.tags.delete", args)
 
     async def grant(self, secret_id: str, client_public_key: str, actions: Sequence[str] | str) -> None:
         """Let another client key ``read``, ``use``, ``delete`` or ``tag`` a secret you own."""
-        args = {"id": _secret_id(secret_id), "client": client_public_key, "actions": _actions(actions)}
-        await self.call_all("secrets.grant", args)
+        await self.call_all("secrets.grant", _grant_args(secret_id, client_public_key, actions))
 
     async def revoke(self, secret_id: str, client_public_key: str, actions: Sequence[str] | str) -> None:
         """Take rights on a secret you own away from another client key."""
-        args = {"id": _secret_id(secret_id), "client": client_public_key, "actions": _actions(actions)}
-        await self.call_all("secrets.revoke", args)
+        await self.call_all("secrets.revoke", _grant_args(secret_id, client_public_key, actions))
 
     async def get_grants(self, secret_id: str) -> dict[str, list[str]]:
         """Client key -> granted actions of a secret you own; the VCPs must agree."""

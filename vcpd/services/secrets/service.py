@@ -31,6 +31,7 @@ from vcpd.store import Store
 
 from . import acl, storage
 from .agreement import agree, digest
+from .changes import agreed_change
 from .context import SESSION_TIMEOUT, OnlineFactory, ProtocolContext, request_session, session_name
 from .delivery import DOWNLOAD_TUPLES_PER_ELEMENT
 from .download import download
@@ -213,59 +214,62 @@ class SecretStore:
 
         return [t.to_wire() for t in await self._ctx.store.read(run)]
 
-    async def set_tags(self, caller: str, secret_id: str, tags: Sequence[Tag]) -> None:
+    # Changes: every VCP makes them or none does (see :mod:`.changes`).
+
+    async def set_tags(self, caller: str, secret_id: str, tags: Sequence[Tag], request_id: str) -> None:
         """Create or update tags (``tag`` right); reserved keys are refused by the model."""
 
         def run(conn: sqlite3.Connection) -> None:
             acl.check(conn, secret_id, caller, "tag")
             storage.set_tags(conn, secret_id, tags, MAX_TAGS)
 
-        await self._ctx.store.write(run)
+        parts = [f"{key}\x00{kind}\x00{value}" for key, kind, value in canonical_tags(tags)]
+        await agreed_change(self._ctx, caller, request_id, "tags.set", run, secret_id, *parts)
 
-    async def delete_tags(self, caller: str, secret_id: str, keys: Sequence[str]) -> None:
+    async def delete_tags(self, caller: str, secret_id: str, keys: Sequence[str], request_id: str) -> None:
         """Delete tags by key (``tag`` right); all or nothing.
 
         Raises:
             RequestError: ``not-found`` naming a key the secret does not carry.
         """
 
-        def run(conn: sqlite3.Connection) -> list[str]:
+        def run(conn: sqlite3.Connection) -> None:
             acl.check(conn, secret_id, caller, "tag")
-            return storage.delete_tags(conn, secret_id, keys)
+            missing = storage.delete_tags(conn, secret_id, keys)
+            if missing:
+                raise RequestError("not-found", f"secret {secret_id} has no tag {missing[0]!r}; no tag was deleted")
 
-        missing = await self._ctx.store.write(run)
-        if missing:
-            raise RequestError("not-found", f"secret {secret_id} has no tag {missing[0]!r}; no tag was deleted")
+        await agreed_change(self._ctx, caller, request_id, "tags.delete", run, secret_id, *sorted(keys))
 
-    async def delete(self, caller: str, secret_ids: Sequence[str]) -> int:
-        """Delete secrets (``delete`` right on each); all or nothing on this VCP."""
+    async def delete(self, caller: str, secret_ids: Sequence[str], request_id: str) -> int:
+        """Delete secrets (``delete`` right on each); all or nothing, on every VCP."""
 
         def run(conn: sqlite3.Connection) -> int:
             for secret_id in secret_ids:
                 acl.check(conn, secret_id, caller, "delete")
             return storage.delete_secrets(conn, secret_ids)
 
-        deleted = await self._ctx.store.write(run)
+        deleted = await agreed_change(self._ctx, caller, request_id, "delete", run, *sorted(secret_ids))
         log.info("secrets deleted", extra={"ctx": {"count": deleted}})
         return deleted
 
-    async def grant(self, caller: str, secret_id: str, grantee: str, actions: Sequence[str]) -> None:
+    async def grant(self, caller: str, secret_id: str, grantee: str, actions: Sequence[str], request_id: str) -> None:
         """Give ``grantee`` the ``actions`` on a secret (owner only)."""
 
         def run(conn: sqlite3.Connection) -> None:
             acl.check(conn, secret_id, caller, acl.OWNER_ONLY)
             acl.grant(conn, secret_id, grantee, actions)
 
-        await self._ctx.store.write(run)
+        await agreed_change(self._ctx, caller, request_id, "grant", run, secret_id, grantee, *sorted(actions))
 
-    async def revoke(self, caller: str, secret_id: str, grantee: str, actions: Sequence[str]) -> None:
+    async def revoke(self, caller: str, secret_id: str, grantee: str, actions: Sequence[str], request_id: str) -> None:
         """Take ``actions`` on a secret away from ``grantee`` (owner only)."""
 
         def run(conn: sqlite3.Connection) -> None:
             acl.check(conn, secret_id, caller, acl.OWNER_ONLY)
             acl.revoke(conn, secret_id, grantee, actions)
 
-        await self._ctx.store.write(run)
+        await agreed_change(self._ctx, caller, request_id, "revoke", run, secret_id, grantee, *sorted(actions))
 
     async def grants(self, caller: str, secret_id: str) -> dict[str, list[str]]:
         """Grantee -> actions of a secret (owner only)."""

@@ -501,3 +501,22 @@ def test_cache_is_a_bounded_lru() -> None:
         cache.compile("import os")
     assert len(cache) == 2
     assert isinstance(a, CompiledProgram)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["d.keys() | e.keys()", "d.keys() & e", "d.items() - e.items()", "e.keys() ^ d.keys()", "[1] and d.keys() - []"],
+)
+def test_set_operations_on_dict_views_are_refused_at_run_time(expression: str) -> None:
+    error = failed(f"d = {{'a': 1, 'b': 2}}\ne = {{'b': 3, 'c': 4}}\nx = {expression}")
+    assert (error.rule, error.line) == ("no-set", 3)
+
+
+def test_augmented_set_operations_on_dict_views_are_refused() -> None:
+    error = failed("d = {'a': 1}\nk = d.keys()\nk |= {'b': 1}.keys()")
+    assert (error.rule, error.line) == ("no-set", 3)
+
+
+def test_subtraction_and_bit_operations_still_work_on_everything_else() -> None:
+    env = run("a = 7 - 2\nb = 6 | 1\nc = 6 & 3\nd = 6 ^ 3\ne = 10\ne -= 4\ne |= 8\nf = [k for k in {'x': 1}.keys()]")
+    assert [env[k] for k in "abcdef"] == [5, 7, 2, 5, 14, ["x"]]

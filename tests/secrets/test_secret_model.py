@@ -200,3 +200,8 @@ def test_client_mask_check() -> None:
         verify_masks(FIELD, answers, 1)
     with pytest.raises(IntegrityError):
         verify_masks(FIELD, [], 1)
+    for garbage in ([1, 2], 7, None):  # a VCP answering with something other than a map
+        answers = _triples([5], [3])
+        answers[1] = garbage  # type: ignore[call-overload]
+        with pytest.raises(IntegrityError, match="VCP 1 sent a malformed answer"):
+            verify_masks(FIELD, answers, 1)

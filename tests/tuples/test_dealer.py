@@ -288,3 +288,11 @@ async def assert_nothing_usable_of(c: Cluster, job_id: str) -> None:
         stored = await c[i].tuples.job(job_id)
         assert stored is None or stored.state == "failed"
         assert c[i].tuples.available()["bit"] == 0
+
+
+def test_one_width_of_bounded_tuples_everywhere() -> None:
+    # The tuple store, the dealer and the protocols must agree, or masks would be too narrow.
+    from vcpd.protocol.nonlinear.cost import BOUNDED_BITS as protocol_bits
+    from vcpd.services.ports import BOUNDED_BITS as store_bits
+
+    assert store_bits == protocol_bits == 40

@@ -175,3 +175,9 @@ async def test_export_round_trips_and_retires_the_job(tmp_path: Path) -> None:
                 for i in range(2):
                     nursery.start_soon(reserve, i)
             assert set(errors) == {0, 1} and "retired on this VCP" in str(errors[0])
+
+
+def test_bounded_tuples_cannot_be_imported() -> None:
+    body = deal_batch(FIELD, "bit", 10, 1, 1, "shares").own  # bits would pass every check a file allows
+    with pytest.raises(FieldError, match="bounded tuples cannot be imported"):
+        parse_file(build_header(FIELD) + body, FIELD, KINDS["bounded"])

@@ -130,6 +130,8 @@ def _sum_field(
 ) -> FieldArray:
     total: FieldArray | None = None
     for party, answer in enumerate(answers):
+        if not isinstance(answer, Mapping):
+            raise IntegrityError(f"VCP {party} sent a malformed answer; {failure}")
         data = answer.get(name)
         if not isinstance(data, bytes | memoryview) or len(data) != 16 * n:
             raise IntegrityError(f"VCP {party} sent a malformed '{name}' in its answer; {failure}")
@@ -191,6 +193,8 @@ async def verify_in_threads(
     if n < _PARALLEL or not answers:
         return verify(field_, answers, n)
     for party, answer in enumerate(answers):  # the checks verify makes, before slicing
+        if not isinstance(answer, Mapping):
+            raise IntegrityError(f"VCP {party} sent a malformed answer; {failure}")
         for name in names:
             data = answer.get(name)
             if not isinstance(data, bytes) or len(data) != 16 * n:

@@ -38,6 +38,7 @@ from vcpd.math import FieldArray, PrimeField, Shares
 
 from ..online import OnlineParty
 from ..rounds import exchange_all
+from ..nonlinear.cost import BOUNDED_BITS  # r uniform in [0, 2^BOUNDED_BITS)
 from ..transport import Session
 from ._check import CoinToss, named_mac_check, open_values
 from ._common import limbs_of, to_array
@@ -46,9 +47,6 @@ from .setup import MascotState
 from .triples import is_check_failure, triple_batch
 
 __all__ = ["DEFAULT_BATCH", "KINDS", "generate", "mask_batch"]
-
-BOUNDED_BITS: Final = 40
-"""Width of a ``bounded`` tuple: r uniform in [0, 2^40) (the tuple store's ``BOUNDED_BITS``)."""
 
 DEFAULT_BATCH: Final = 2048
 """Triples per batch: ~45 MB of OT data per link and batch in memory, ~45 KB per

@@ -32,6 +32,7 @@ from vcpd.errors import TuplesExhausted
 from vcpd.math import Shares
 
 from ..beaver import SquarePair, Triple
+from .cost import BOUNDED_BITS
 
 __all__ = ["BOUNDED_BITS", "KINDS", "Material", "Needs", "add_needs", "no_needs", "scale_needs"]
 
@@ -39,9 +40,6 @@ KINDS: Final = ("triple", "square", "bit", "inverse", "mask", "bounded")
 """Every tuple kind, in the tuple store's canonical order."""
 
 _ARITY: Final = {"triple": 3, "square": 2, "bit": 1, "inverse": 2, "mask": 1, "bounded": 1}
-
-BOUNDED_BITS: Final = 40
-"""Width of a ``"bounded"`` tuple (the tuple store's ``BOUNDED_BITS``)."""
 
 Needs = dict[str, int]
 """Tuples per kind; every kind of :data:`KINDS` is present (zeros included)."""

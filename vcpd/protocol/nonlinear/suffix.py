@@ -25,6 +25,9 @@ This module must not import trio or any vcpd module except ``vcpd.errors``,
 
 from __future__ import annotations
 
+import sys
+from typing import Final
+
 import numpy as np
 import numpy.typing as npt
 
@@ -38,6 +41,14 @@ __all__ = ["bit_lt_terms"]
 
 _BLOCK = 32768
 """Elements per block of rows: the int64 temporaries of a block stay in cache."""
+
+_MAX_ROWS: Final = 1 << 16
+"""Rows (bits) a BitLT may have: sums of fewer than (6m + 7)·2^32 stay far below
+:func:`reduce_signed`'s 2^52 bound (m is at most ~90 for a 128-bit prime)."""
+
+# _limbs32 reads 64-bit words as pairs of 32-bit halves, low half first.
+if sys.byteorder != "little":  # pragma: no cover - every platform numpy ships wheels for is little-endian
+    raise ImportError("vcpd's limb arithmetic needs a little-endian machine")
 
 
 def _limbs32(words: npt.NDArray[np.uint64], rows: int, n: int) -> list[npt.NDArray[np.uint32]]:
@@ -116,6 +127,8 @@ def bit_lt_terms(
     rows, ``sign_bit`` the secret random bit of the trick, ``rho`` its random
     factor. Local: no communication, no tuples.
     """
+    if not 0 < m <= _MAX_ROWS:
+        raise ValueError(f"BitLT on {m} bits is outside the supported 1..{_MAX_ROWS}")
     field = r.field
     one = online.constant(1, 1)  # party 0: mont(1) as value; every party: mont(α_i) as MAC
     value_word, mac_word = (int.from_bytes(part.to_bytes(), "little") for part in (one.values, one.macs))

@@ -28,7 +28,7 @@ import math
 import operator
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, ItemsView, Iterable, KeysView, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -57,8 +57,17 @@ GUARDED_METHODS: Final = frozenset(
 only call them directly (the sandbox routes the call through :meth:`Guard.method`)."""
 
 _SIZED: Final = (str, bytes, list, tuple)
+_VIEWS: Final = (KeysView, ItemsView)
 _PERCENT_SPEC: Final = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
 _DIGITS: Final = re.compile(r"\d+")
+
+
+def _no_view_sets(a: Any, b: Any) -> None:
+    if isinstance(a, _VIEWS) or isinstance(b, _VIEWS):
+        raise ProgramError(
+            "set operations on dict views make sets, whose order differs between VCPs; use sorted(...) or a list",
+            rule="no-set",
+        )
 
 
 def _too_large(what: str) -> ProgramError:
@@ -185,6 +194,42 @@ class Guard:
             raise _too_large(f"{what} of {n} elements")
         if n > 0:
             self._budget.charge(n)
+
+    # ``- | & ^`` on dict views make sets, whose order follows the process's
+    # hash seed: every VCP must run the same steps, so they are refused like
+    # set displays (rule ``no-set``); everything else behaves as Python does.
+
+    def sub(self, a: Any, b: Any) -> Any:
+        _no_view_sets(a, b)
+        return a - b
+
+    def isub(self, a: Any, b: Any) -> Any:
+        _no_view_sets(a, b)
+        return operator.isub(a, b)
+
+    def bor(self, a: Any, b: Any) -> Any:
+        _no_view_sets(a, b)
+        return a | b
+
+    def ibor(self, a: Any, b: Any) -> Any:
+        _no_view_sets(a, b)
+        return operator.ior(a, b)
+
+    def band(self, a: Any, b: Any) -> Any:
+        _no_view_sets(a, b)
+        return a & b
+
+    def iband(self, a: Any, b: Any) -> Any:
+        _no_view_sets(a, b)
+        return operator.iand(a, b)
+
+    def bxor(self, a: Any, b: Any) -> Any:
+        _no_view_sets(a, b)
+        return a ^ b
+
+    def ibxor(self, a: Any, b: Any) -> Any:
+        _no_view_sets(a, b)
+        return operator.ixor(a, b)
 
     def add(self, a: Any, b: Any) -> Any:
         if isinstance(a, _SIZED) and isinstance(b, _SIZED):

@@ -278,6 +278,9 @@ class Executor:
                 raise
         finally:
             self._active -= 1
+            if not self._active:  # the last one running, however it ended: free heap pages go back
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(release_freed_blocks)
         await self._store.write(
             lambda conn: records.finish_record(
                 conn, execution_id, state=records.COMPLETED, finished_ms=_now_ms(),
@@ -285,8 +288,6 @@ class Executor:
             )
         )  # fmt: skip
         log.info("execution %s completed", execution_id, extra={"ctx": {"rounds": result.stats.get("rounds")}})
-        if not self._active:  # the last one running: the heap's free pages go back to the kernel
-            await trio.to_thread.run_sync(release_freed_blocks)
         return ExecutionReport(
             id=execution_id,
             digest=digest,

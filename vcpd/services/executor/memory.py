@@ -60,7 +60,7 @@ def _load() -> ctypes.CDLL | None:
 
 
 def keep_freed_blocks() -> bool:
-    """Configure glibc to keep freed blocks (once per process); False if unsupported."""
+    """Configure glibc to keep freed blocks (once per process); False if it keeps none."""
     global _configured
     with _lock:
         if _configured:
@@ -68,16 +68,19 @@ def keep_freed_blocks() -> bool:
         libc = _load()
         if libc is None:
             return False
-        ok = all(
-            libc.mallopt(option, value)
+        results = [
+            bool(libc.mallopt(option, value))
             for option, value in (
                 (_M_MMAP_THRESHOLD, _MMAP_THRESHOLD),
                 (_M_TRIM_THRESHOLD, _TRIM_THRESHOLD),
                 (_M_TOP_PAD, _TOP_PAD),
             )
-        )
-        _configured = ok
-        return ok
+        ]
+        # Any option that took effect keeps memory: trimming must then run,
+        # even if another option was refused (some glibc versions cap the mmap
+        # threshold).
+        _configured = any(results)
+        return _configured
 
 
 def release_freed_blocks() -> None:

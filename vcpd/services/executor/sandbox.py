@@ -38,8 +38,8 @@ no-try                 ``try``, ``try*``                              could swal
 no-raise               ``raise``                                      fail with ``assert`` instead
 no-generator           ``yield``, ``yield from``                      suspended frames; nothing needs them
 no-match               ``match``                                      class patterns read attributes by name
-no-set                 ``{a, b}``, ``{x for x in ...}``               iteration order follows per-process hash
-                                                                      seeds, so VCPs would run different steps
+no-set                 ``{a, b}``, ``{x for x in ...}``;              iteration order follows per-process hash
+                       ``- | & ^`` on dict views (at run time)        seeds, so VCPs would run different steps
 =====================  =============================================  ===========================================
 
 Lambdas, comprehensions, generator expressions, f-strings (their fields are
@@ -108,6 +108,10 @@ _OPERATOR_HOOKS: Final[dict[type[ast.operator], tuple[str, str]]] = {
     ast.Pow: ("pow", "ipow"),
     ast.LShift: ("lshift", "ilshift"),
     ast.Mod: ("mod", "imod"),
+    ast.Sub: ("sub", "isub"),
+    ast.BitOr: ("bor", "ibor"),
+    ast.BitAnd: ("band", "iband"),
+    ast.BitXor: ("bxor", "ibxor"),
 }
 
 _REFUSED: Final[dict[type[ast.AST], tuple[str, str]]] = {

@@ -95,6 +95,13 @@ def parse_file(
     Raises:
         FieldError: the file does not fit (the message says what and how).
     """
+    if kind.name == "bounded":
+        # Nothing in a file can show its values are uniform below 2^40, and a
+        # mask whose high part came from, say, a bit file would hide almost nothing.
+        raise FieldError(
+            f"{kind.name} tuples cannot be imported (MP-SPDZ has no such file); "
+            "generate them with 'vcpctl tuples generate'"
+        )
     view = memoryview(data).cast("B")
     if len(view) < 8:
         raise FieldError(f"not an MP-SPDZ preprocessing file: {len(view)} bytes, shorter than its length prefix")

@@ -29,6 +29,8 @@ contain a share, a MAC, a MAC key or a secret value.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 __all__ = [
     "AuthenticationError",
     "ChannelError",
@@ -145,12 +147,17 @@ class IntegrityError(VcpError):
 class TuplesExhausted(VcpError):
     """A reservation asked for more tuples of a type than are available."""
 
-    def __init__(self, kind: str, needed: int, available: int) -> None:
+    def __init__(self, kind: str, needed: int, available: int, *, request: Mapping[str, int] | None = None) -> None:
         self.kind = kind
         self.needed = needed
         self.available = available
+        # The whole request, so that one error tells an operator every kind to
+        # generate (a comparison needs triples, bits, bounded values and masks).
+        others = {k: n for k, n in (request or {}).items() if n and k != kind}
+        wanted = "".join(f", {k} {n}" for k, n in sorted(others.items()))
+        also = f" (the request also needs{wanted[1:]})" if others else ""
         super().__init__(
-            f"not enough {kind} tuples: needed {needed}, available {available}; "
+            f"not enough {kind} tuples: needed {needed}, available {available}{also}; "
             f"generate more with 'vcpctl tuples generate {kind} COUNT'"
         )
 

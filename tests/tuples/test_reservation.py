@@ -108,6 +108,7 @@ async def test_exhaustion_fails_fast_on_every_vcp_and_records_nothing(tmp_path: 
                 assert isinstance(error, TuplesExhausted), error
                 assert (error.kind, error.needed, error.available) == ("bit", 60, 50)
                 assert "vcpctl tuples generate bit" in str(error)
+                assert "the request also needs triple 10" in str(error)  # every kind, in one error
                 stats = c[i].tuples.statistics()
                 assert stats.open_reservations == 0
                 assert stats.kinds["triple"].available == 100 and stats.kinds["bit"].available == 50

@@ -287,7 +287,7 @@ async def lead_reservation(
         notice = {"counts": wanted, "exhausted": list(outcome)}
         # Best effort: a follower that misses this times out on its own.
         await _to_all(peers, lambda p: session.send(p, "ranges", notice), strict=False)
-        return TuplesExhausted(*outcome)
+        return TuplesExhausted(*outcome, request=wanted)
     reservation = Reservation(request_id, tuple(outcome))
     payload = {"counts": wanted, "ranges": [[r.kind, r.job_id, r.offset, r.count] for r in outcome]}
     try:
@@ -328,7 +328,7 @@ async def follow_reservation(
         if leader_counts != wanted:
             raise _Refused(f"the leader reserved {leader_counts} but this VCP's caller asked for {wanted}")
         if exhausted is not None:
-            return TuplesExhausted(*exhausted)
+            return TuplesExhausted(*exhausted, request=wanted)
         if _sum_counts(ranges) != wanted:
             raise _Refused("the leader's ranges do not add up to the requested counts")
         await write(_record, request_id, ranges)
@@ -405,7 +405,7 @@ async def lead_taking(
     if isinstance(result, tuple) and len(result) == 3:
         notice = {"counts": wanted, "exhausted": list(result), "take": True}
         await _to_all(peers, lambda p: session.send(p, "ranges", notice), strict=False)
-        return TuplesExhausted(*result)
+        return TuplesExhausted(*result, request=wanted)
     assert sent
     ranges, raw = result
     return Reservation(request_id, tuple(ranges)), raw
@@ -434,7 +434,7 @@ async def follow_taking(
         if leader_counts != wanted:
             raise _Refused(f"the leader reserved {leader_counts} but this VCP's caller asked for {wanted}")
         if exhausted is not None:
-            return TuplesExhausted(*exhausted)
+            return TuplesExhausted(*exhausted, request=wanted)
         if _sum_counts(ranges) != wanted:
             raise _Refused("the leader's ranges do not add up to the requested counts")
         raw: dict[str, list[bytes]] = await write(_record_and_consume, request_id, ranges)

@@ -86,6 +86,32 @@ async def test_histogram_and_median(tmp_path: Path) -> None:
         assert stats["open_rounds"] == ltz.rounds + eqz.rounds + 1
 
 
+@pytest.mark.parametrize("op", ["<", "=="])
+async def test_long_operations_run_in_blocks_with_the_same_results(
+    tmp_path: Path, op: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vcpd.services.executor import engine
+
+    monkeypatch.setattr(engine, "BLOCK_TUPLES", 3000)  # ~20 elements per block instead of ~10^4
+    n = 100
+    rng = np.random.default_rng(7)  # test data only, not key material
+    xs = [int(v) for v in rng.integers(-(2**63), 2**63 - 1, n)]
+    ys = [x if i % 3 == 0 else int(v) for i, (x, v) in enumerate(zip(xs, rng.integers(-(2**63), 2**63 - 1, n)))]
+    source = PROLOGUE + (
+        f"a = sint.read_from_socket(s, 1, size={n})\nb = sint.read_from_socket(s, 1, size={n})\n"
+        f"sint.write_to_socket(s, a {op} b)\n"
+    )
+    async with open_exec_vc(tmp_path, 3) as vc:
+        result = await run(vc, source, [xs, ys])
+        expected = [int(x < y) if op == "<" else int(x == y) for x, y in zip(xs, ys, strict=True)]
+        assert vc.registry.value(result.secrets[0]) == expected
+        stats = result.stats[0]
+        assert stats["flushes"] >= 3 and stats["reservations"] == stats["flushes"]  # one per block
+        bitlt = cost.resolve_bitlt("auto", n, 64)  # fixed by the whole operation's length
+        single = cost.cost_ltz(n, 65, 40, bitlt) if op == "<" else cost.cost_eqz(n, 64, 40)
+        assert stats["tuples"] == {k: v for k, v in single.needs.items() if v}  # blocks draw what the whole would
+
+
 async def test_fixed_point_mean_and_variance(tmp_path: Path) -> None:
     xs = [1.5, 2.25, -0.5, 4.0, 3.75, 0.125, 2.0, 1.0]
     async with open_exec_vc(tmp_path, 3) as vc:

@@ -35,8 +35,9 @@ from nacl.signing import SigningKey
 from vcpd.api.dispatch import Dispatcher
 from vcpd.api.executions import register_execution_ops
 from vcpd.client.executions import ExecutionsMixin
+from vcpd.client.fanout import FanOutMixin
 from vcpd.config import ExecutorSettings
-from vcpd.errors import RequestError, TuplesExhausted, VcpError
+from vcpd.errors import RequestError, TuplesExhausted
 from vcpd.math import PrimeField, Shares, check_macs, reconstruct, share_vector
 from vcpd.protocol.online import OnlineParty
 from vcpd.services.executor import MIGRATIONS, Executor
@@ -47,7 +48,6 @@ from vcpd.testing import MemoryHub, open_memory_transports
 
 FIELD = PrimeField()
 P = FIELD.p
-_PREFERRED = ("mac-check-failed", "integrity", "forbidden", "not-found", "tuples-exhausted", "program-error")
 
 
 def new_key() -> str:
@@ -236,7 +236,7 @@ class ExecVC:
         return self.registry.add(values, owner, **kwargs)
 
 
-class FakeExecClient(ExecutionsMixin):
+class FakeExecClient(FanOutMixin, ExecutionsMixin):
     """The real client mixin over an in-process ``call_all``."""
 
     def __init__(self, vc: ExecVC, key: str) -> None:
@@ -253,35 +253,6 @@ class FakeExecClient(ExecutionsMixin):
     ) -> Any:
         dispatcher = self.vc.dispatchers[party]
         return _wire(await dispatcher.dispatch(dispatcher.caller(self.key), op, _wire(dict(args or {}))))
-
-    async def call_all(
-        self,
-        op: str,
-        args: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
-        *,
-        timeout: float | None = None,
-    ) -> list[Any]:
-        per_party = list(args) if isinstance(args, Sequence) else [args or {}] * self.n_parties
-        results: list[Any] = [None] * self.n_parties
-        errors: list[tuple[int, VcpError]] = []
-
-        async def one(party: int) -> None:
-            try:
-                results[party] = await self.call(party, op, per_party[party])
-            except VcpError as exc:
-                errors.append((party, exc))
-
-        async with trio.open_nursery() as nursery:
-            for party in range(self.n_parties):
-                nursery.start_soon(one, party)
-        if errors:
-            errors.sort(key=lambda item: item[0])
-            for code in _PREFERRED:
-                for _, exc in errors:
-                    if isinstance(exc, RequestError) and exc.code == code:
-                        raise exc
-            raise errors[0][1]
-        return results
 
 
 @asynccontextmanager

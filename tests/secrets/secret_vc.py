@@ -28,8 +28,9 @@ from nacl.signing import SigningKey
 
 from vcpd.api.dispatch import Dispatcher
 from vcpd.api.secrets import register_secret_ops
+from vcpd.client.fanout import FanOutMixin
 from vcpd.client.secrets import SecretsMixin
-from vcpd.errors import RequestError, VcpError
+from vcpd.errors import RequestError
 from vcpd.math import PrimeField, Shares, share_vector
 from vcpd.protocol.online import OnlineParty
 from vcpd.services.ports import Reservation, TupleRange
@@ -39,7 +40,6 @@ from vcpd.testing import MemoryHub, open_memory_transports
 
 FIELD = PrimeField()
 
-_PREFERRED = ("mac-check-failed", "integrity", "forbidden", "not-found", "tuples-exhausted", "program-error")
 
 
 def new_key() -> str:
@@ -199,7 +199,7 @@ def _wire(value: Any) -> Any:
     return msgpack.unpackb(msgpack.packb(value, use_bin_type=True), raw=False)
 
 
-class FakeClient(SecretsMixin):
+class FakeClient(FanOutMixin, SecretsMixin):
     """The real client mixin over in-process dispatch to every VCP."""
 
     def __init__(self, vc: VC, key: str) -> None:
@@ -222,35 +222,6 @@ class FakeClient(SecretsMixin):
         if self.vc.answer_tamper is not None:
             result = self.vc.answer_tamper(party, op, result)
         return result
-
-    async def call_all(
-        self,
-        op: str,
-        args: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
-        *,
-        timeout: float | None = None,
-    ) -> list[Any]:
-        per_party = list(args) if isinstance(args, Sequence) else [args or {}] * self.n_parties
-        results: list[Any] = [None] * self.n_parties
-        errors: list[tuple[int, VcpError]] = []
-
-        async def one(party: int) -> None:
-            try:
-                results[party] = await self.call(party, op, per_party[party])
-            except VcpError as exc:
-                errors.append((party, exc))
-
-        async with trio.open_nursery() as nursery:
-            for party in range(self.n_parties):
-                nursery.start_soon(one, party)
-        if errors:
-            errors.sort(key=lambda item: item[0])
-            for code in _PREFERRED:
-                for _, exc in errors:
-                    if isinstance(exc, RequestError) and exc.code == code:
-                        raise exc
-            raise errors[0][1]
-        return results
 
 
 def count_rows(path: Path, table: str) -> int:

@@ -28,6 +28,7 @@ from vcpd.math import PrimeField
 from vcpd.net.rpc import RpcConnection, open_rpc_connection
 
 from .executions import ExecutionsMixin
+from .fanout import FanOutMixin
 from .secrets import SecretsMixin
 from .tuples import TuplesMixin
 
@@ -45,7 +46,7 @@ def _as_config(config: ClientConfig | str | Path) -> ClientConfig:
     return config if isinstance(config, ClientConfig) else load_client_config(config)
 
 
-class Client(SecretsMixin, TuplesMixin, ExecutionsMixin):
+class Client(FanOutMixin, SecretsMixin, TuplesMixin, ExecutionsMixin):
     """A connection to every VCP of one VC; see :func:`open_client`."""
 
     def __init__(self, config: ClientConfig, identity: SigningKey, connections: Sequence[RpcConnection]) -> None:
@@ -70,52 +71,10 @@ class Client(SecretsMixin, TuplesMixin, ExecutionsMixin):
         """One request to one VCP; RequestError carries the VCP's error code."""
         return await self._connections[party].call(op, dict(args or {}), timeout=timeout)
 
-    async def call_all(
-        self,
-        op: str,
-        args: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
-        *,
-        timeout: float | None = None,
-    ) -> list[Any]:
-        """The same request (or one per party, if a sequence is given) to every VCP at once.
-
-        If any VCP fails, the first error (by party order, preferring the most
-        telling code) is raised after all calls finished, so no request is left
-        half-sent.
-        """
-        per_party = list(args) if isinstance(args, Sequence) else [args or {}] * self.n_parties
-        results: list[Any] = [None] * self.n_parties
-        errors: list[tuple[int, BaseException]] = []
-
-        async def one(party: int) -> None:
-            try:
-                results[party] = await self.call(party, op, per_party[party], timeout=timeout)
-            except VcpError as exc:
-                errors.append((party, exc))
-
-        async with trio.open_nursery() as nursery:
-            for party in range(self.n_parties):
-                nursery.start_soon(one, party)
-        if errors:
-            raise _most_telling(errors)
-        return results
-
     # -- operator view -----------------------------------------------------------
     async def status(self) -> list[dict[str, Any]]:
         """Every VCP's status (all must be reachable; see :func:`probe_vc` otherwise)."""
         return await self.call_all("status")
-
-
-_PREFERRED: Final = ("mac-check-failed", "integrity", "forbidden", "not-found", "tuples-exhausted", "program-error")
-
-
-def _most_telling(errors: list[tuple[int, BaseException]]) -> BaseException:
-    errors.sort(key=lambda item: item[0])
-    for code in _PREFERRED:
-        for _, exc in errors:
-            if isinstance(exc, RequestError) and exc.code == code:
-                return exc
-    return errors[0][1]
 
 
 async def _connect(config: ClientConfig, identity: SigningKey, party: PartyInfo, stack: AsyncExitStack) -> RpcConnection:

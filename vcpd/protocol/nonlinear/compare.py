@@ -119,7 +119,7 @@ async def gt(
     bitlt: BitLtMethod = DEFAULT_BITLT,
 ) -> Shares:
     """[a > b] = [b < a]."""
-    return await ltz(online, b - a, k + 1, material, kappa=kappa, bitlt=bitlt)
+    return await lt(online, b, a, k, material, kappa=kappa, bitlt=bitlt)
 
 
 async def le(
@@ -132,8 +132,8 @@ async def le(
     kappa: int = KAPPA,
     bitlt: BitLtMethod = DEFAULT_BITLT,
 ) -> Shares:
-    """[a ≤ b] = 1 − [b < a]."""
-    return online.add_public(-(await ltz(online, b - a, k + 1, material, kappa=kappa, bitlt=bitlt)), 1)
+    """[a ≤ b] = 1 − [a > b]."""
+    return online.add_public(-(await gt(online, a, b, k, material, kappa=kappa, bitlt=bitlt)), 1)
 
 
 async def ge(
@@ -147,7 +147,7 @@ async def ge(
     bitlt: BitLtMethod = DEFAULT_BITLT,
 ) -> Shares:
     """[a ≥ b] = 1 − [a < b]."""
-    return online.add_public(-(await ltz(online, a - b, k + 1, material, kappa=kappa, bitlt=bitlt)), 1)
+    return online.add_public(-(await lt(online, a, b, k, material, kappa=kappa, bitlt=bitlt)), 1)
 
 
 # ---------------------------------------------------------------- EQZ

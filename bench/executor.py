@@ -56,9 +56,6 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse  # noqa: E402
-import importlib.metadata  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
@@ -68,9 +65,8 @@ from typing import Any  # noqa: E402
 
 import trio  # noqa: E402
 
-from bench._common import local_vc, median_ms, print_table, stamp
+from bench._common import local_vc, median_ms, mpyc_version, print_table, run_mpyc_parties, stamp
 from vcpd.client import open_client
-from vcpd.procvc import free_base_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ADD_PROGRAM = ROOT / "examples" / "add_two_secrets.mpc"
@@ -206,37 +202,10 @@ async def vcpd_bench(
 
 def mpyc_bench(sizes: list[int], repeat: int, timeout: float) -> list[dict[str, Any]]:
     """Run the 3 MPyC parties; every party's JSON lines, checked."""
-    base = free_base_port(3)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, str(MPYC_SCRIPT), "-M3", "-B", str(base), "--no-log"]
-    command += ["--sizes", ",".join(map(str, sizes)), "--repeat", str(repeat)]
-    processes = [
-        subprocess.Popen([*command, "-I", str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        for i in (2, 1, 0)
-    ]
-    outputs: list[tuple[str, str]] = []
-    try:
-        deadline = time.monotonic() + timeout
-        for process in processes:
-            outputs.append(process.communicate(timeout=max(1.0, deadline - time.monotonic())))
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    for process, (_, err) in zip(processes, outputs, strict=True):
-        if process.returncode != 0:
-            raise RuntimeError(f"an MPyC party exited with {process.returncode}:\n{err}")
-    results = [json.loads(line) for out, _ in outputs for line in out.splitlines() if line.startswith("{")]
+    args = ["--sizes", ",".join(map(str, sizes)), "--repeat", str(repeat)]
+    results = run_mpyc_parties(MPYC_SCRIPT, args, timeout)
     assert len(results) == 3 * repeat * len(sizes) and all(r["ok"] for r in results), results
     return results
-
-
-def mpyc_versions() -> str | None:
-    if importlib.util.find_spec("mpyc") is None:
-        return None
-    gmpy2 = "with gmpy2" if importlib.util.find_spec("gmpy2") is not None else "without gmpy2"
-    return f"MPyC {importlib.metadata.version('mpyc')} ({gmpy2}, numpy {importlib.metadata.version('numpy')})"
 
 
 # ---------------------------------------------------------------- main
@@ -260,7 +229,7 @@ def main() -> None:
             vcpd_bench, vc.client_config, pids, sizes, args.repeat, args.samples
         )
 
-    mpyc_note = None if args.no_mpyc else mpyc_versions()
+    mpyc_note = None if args.no_mpyc else mpyc_version()
     mpyc_runs: list[dict[str, Any]] = []
     mpyc_failure = None
     if mpyc_note is not None:

@@ -54,20 +54,15 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse  # noqa: E402
-import importlib.metadata  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 import trio  # noqa: E402
 
-from bench._common import local_vc, print_table, stamp
+from bench._common import local_vc, mpyc_version, print_table, run_mpyc_parties, stamp
 from vcpd.client import open_client
-from vcpd.procvc import free_base_port
 from vcpd.protocol.nonlinear import cost
 
 MPYC_SCRIPT = Path(__file__).resolve().parent / "mpyc_nonlinear.py"
@@ -172,36 +167,9 @@ async def vcpd_bench(config: Path, n: int, repeat: int) -> tuple[list[dict[str, 
 
 
 def mpyc_bench(n: int, timeout: float) -> list[dict[str, Any]]:
-    base = free_base_port(3)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, str(MPYC_SCRIPT), "-M3", "-B", str(base), "--no-log", "--elements", str(n)]
-    processes = [
-        subprocess.Popen([*command, "-I", str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        for i in (2, 1, 0)
-    ]
-    outputs: list[tuple[str, str]] = []
-    try:
-        deadline = time.monotonic() + timeout
-        for process in processes:
-            outputs.append(process.communicate(timeout=max(1.0, deadline - time.monotonic())))
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    for process, (_, err) in zip(processes, outputs, strict=True):
-        if process.returncode != 0:
-            raise RuntimeError(f"an MPyC party exited with {process.returncode}:\n{err}")
-    results = [json.loads(line) for out, _ in outputs for line in out.splitlines() if line.startswith("{")]
+    results = run_mpyc_parties(MPYC_SCRIPT, ["--elements", str(n)], timeout)
     assert len(results) == 3 * len(MPYC_OPS) and all(r["ok"] for r in results), results
     return results
-
-
-def mpyc_version() -> str | None:
-    if importlib.util.find_spec("mpyc") is None:
-        return None
-    gmpy2 = "with gmpy2" if importlib.util.find_spec("gmpy2") is not None else "without gmpy2"
-    return f"MPyC {importlib.metadata.version('mpyc')} ({gmpy2}, numpy {importlib.metadata.version('numpy')})"
 
 
 # ---------------------------------------------------------------- main

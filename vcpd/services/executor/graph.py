@@ -41,7 +41,6 @@ __all__ = [
     "RoundOp",
     "bump",
     "contiguous",
-    "depths",
     "ready_rounds",
     "same_length",
     "segment_sums",
@@ -243,35 +242,6 @@ def bump(stats: EngineStatistics, **deltas: float) -> EngineStatistics:
     return EngineStatistics(**{k: getattr(stats, k) + deltas.get(k, 0) for k in EngineStatistics.__slots__})
 
 
-def depths(roots: Sequence[Node]) -> dict[int, int]:
-    """Multiplicative depth of every unevaluated node under ``roots`` (by id).
-
-    Ready nodes count as depth 0, so work left over from an earlier flush does
-    not push new products into later rounds.
-    """
-    memo: dict[int, int] = {}
-    for root in roots:
-        stack = [root]
-        while stack:
-            node = stack[-1]
-            key = id(node)
-            if key in memo:
-                stack.pop()
-                continue
-            if node.value is not None:
-                memo[key] = 0
-                stack.pop()
-                continue
-            missing = [i for i in node.inputs if id(i) not in memo]
-            if missing:
-                stack.extend(missing)
-                continue
-            base = max((memo[id(i)] for i in node.inputs), default=0)
-            memo[key] = base + 1 if node.kind == MUL else base
-            stack.pop()
-    return memo
-
-
 def ready_rounds(roots: Sequence[Node]) -> dict[int, int]:
     """The round after which each unevaluated node under ``roots`` is known (by id).
 
@@ -279,7 +249,7 @@ def ready_rounds(roots: Sequence[Node]) -> dict[int, int]:
     them). A product of operands known after round r goes out in round r and
     is known after r + 1; a ``PROTO`` node starts in round r (when its inputs
     are known) and is known after r + ``rounds``. Ready nodes count as 0.
-    For products alone this is the multiplicative depth (:func:`depths`).
+    For products alone this is the multiplicative depth.
     """
     memo: dict[int, int] = {}
     for root in roots:

@@ -60,6 +60,13 @@ DEFAULT_BUSY_TIMEOUT = 10.0
 # Tuple chunks are big; truncate the WAL back to this after checkpoints rather than keep it.
 _JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 
+# Map the database file into memory (SQLite clamps this to its compile-time
+# maximum). Tuple chunks are blobs spanning thousands of overflow pages: read
+# through the page cache each page costs a pread and a copy, mapped it is one
+# memcpy. Measured on the reference VM: blob reads 0.26 GB/s unmapped, 6.3 GB/s
+# mapped, and the executor takes ~8 KB of tuples per 64-bit comparison.
+_MMAP_SIZE = 1 << 40
+
 _STORE_MIGRATIONS = (
     Migration(
         STORE_OWNER,
@@ -316,6 +323,7 @@ def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
         raise _open_error(path, exc) from exc
     try:
         conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA mmap_size={_MMAP_SIZE}")
     except sqlite3.Error as exc:
         conn.close()
         raise _open_error(path, exc) from exc

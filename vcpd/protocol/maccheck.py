@@ -5,17 +5,30 @@ about its x_i: that is only established by the MAC check, which proves, for
 all pending opened values v_j at once, that Σ_i m_{j,i} = α·v_j
 (mpc-notes §1.6, the N ≥ 10 path used for every N):
 
-1. toss a seed with commit-then-open coin tossing (two rounds); the first
-   round also carries this party's digests of everything each peer broadcast
-   (broadcast consistency, mpc-notes §1.3);
+1. toss a seed with commit-then-open coin tossing (two rounds);
 2. expand coefficients h_j = PRG(seed) — only now, after every MAC share is
    fixed, so no one can aim an error at a known combination. Each h_j is
    uniform over 2^(bits−1) field elements (:meth:`PrimeField.coefficients`;
    2^127 for the default prime), so a nonzero error vector vanishes in the
    combination with probability at most 2^-(bits−1) < 2/p;
-3. σ_i = Σ h_j·m_{j,i} − α_i·Σ h_j·v_j (two vectorised dot products, reduced
-   once at the end);
-4. commit-then-open the σ_i (two rounds); accept iff Σ σ_i = 0.
+3. a = Σ h_j·v_j over this party's view of the opened values, and
+   σ_i = Σ h_j·m_{j,i} − α_i·a (two vectorised dot products, reduced once at
+   the end);
+4. commit-then-open the σ_i (two rounds); the commitment round also carries
+   a in the clear (it is a function of public values), and every party
+   compares the others' a with its own (broadcast consistency, mpc-notes
+   §1.3); accept iff every a agrees and Σ σ_i = 0.
+
+**Broadcast consistency.** Partial openings go over point-to-point links,
+so a VCP could send different shares of one opening to different peers,
+leaving honest VCPs with different views of the "public" values. Step 4
+catches that: the coefficients are tossed after every view is fixed, so two
+views that differ anywhere give different a with probability at least
+1 − 2^-(bits−1). Comparing a costs 16 bytes per check, where hashing every
+received payload cost about a tenth of a comparison's CPU time. Without the
+comparison the check would still fail for a fooled party (its σ uses its own
+view, and its α_i is unknown to the cheater), but the comparison names the
+cause before any σ is opened.
 
 **Early seed commitments** (``OnlineParty(precommit_seed=True)``): the seed
 commitments of step 1 may instead travel in the same flight as the first
@@ -30,7 +43,7 @@ the digests, then the two σ rounds). See :class:`EarlySeed`.
 A party that shifted an opened value passes with probability about 2/p.
 Detection means abort, not identification: the failure message says that a
 VCP deviated and that nothing opened since the last good check is trusted; it
-never carries σ values, shares or digests.
+never carries σ values, shares or combinations of opened values.
 
 Invariant kept by callers: **no value derived from an opening leaves the VC
 before a MAC check covering that opening has succeeded** (mpc-notes §2.6).
@@ -41,7 +54,6 @@ daemon; from vcpd it uses only errors, math and this package.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 from dataclasses import dataclass
@@ -59,14 +71,12 @@ from .commit import (
     check_commitments,
     combine_seed,
     commit,
-    commit_and_open,
     invalid_commitment,
     verify_openings,
 )
 
 __all__ = [
     "COEFFICIENT_LABEL",
-    "DIGEST_BYTES",
     "MAC_FAILURE_MESSAGE",
     "THREAD_ELEMENTS",
     "EarlySeed",
@@ -74,9 +84,6 @@ __all__ = [
     "batch_mac_check",
     "early_seed_commitment",
 ]
-
-DIGEST_BYTES: Final = 32
-"""Length of one running broadcast digest (BLAKE2b-256)."""
 
 COEFFICIENT_LABEL: Final = b"vcpd.mac.coefficients"
 """PRG label under which the tossed seed expands into the coefficients h_j."""
@@ -89,49 +96,22 @@ THREAD_ELEMENTS: Final = 1 << 16
 """With ``worker_threads``, checks of at least this many elements compute σ_i
 in a worker thread (see ``OnlineParty(worker_threads=...)``)."""
 
-_PERSON_BROADCAST: Final = b"vcpd.bcast"
-
 
 class OpeningLog:
-    """What one party still has to check: opened values, its MAC shares of
-    them, and running digests of every peer's broadcasts.
+    """What one party still has to check: opened values (as this party saw
+    them) and its MAC shares of them."""
 
-    With two parties there is nobody to compare a peer's broadcasts with, so
-    no digests are kept (the check is vacuous there and hashing would only
-    cost time).
-    """
+    __slots__ = ("_macs", "_pending", "_values")
 
-    __slots__ = ("_hashers", "_macs", "_n_parties", "_party", "_pending", "_values")
-
-    def __init__(self, party: int, n_parties: int) -> None:
-        self._party = party
-        self._n_parties = n_parties
+    def __init__(self) -> None:
         self._values: list[FieldArray] = []
         self._macs: list[FieldArray] = []
         self._pending = 0
-        self._hashers: dict[int, Any] = {}
-        self._reset_hashers()
-
-    def _reset_hashers(self) -> None:
-        self._hashers = (
-            {
-                peer: hashlib.blake2b(digest_size=DIGEST_BYTES, person=_PERSON_BROADCAST)
-                for peer in range(self._n_parties)
-                if peer != self._party
-            }
-            if self._n_parties > 2
-            else {}
-        )
 
     @property
     def pending(self) -> int:
         """Opened elements not yet covered by a successful check."""
         return self._pending
-
-    @property
-    def tracks_broadcasts(self) -> bool:
-        """Whether :meth:`heard` does anything (only with three or more parties)."""
-        return bool(self._hashers)
 
     def record(self, opened: FieldArray, own_macs: FieldArray) -> None:
         """Remember an opening: the public values and this party's MAC shares."""
@@ -141,24 +121,6 @@ class OpeningLog:
             self._values.append(opened)
             self._macs.append(own_macs)
             self._pending += len(opened)
-
-    def heard(self, peer: int, step: str, payload: bytes) -> None:
-        """Fold one broadcast from ``peer`` (labelled ``step``) into its digest.
-
-        Length prefixes keep (step, payload) pairs unambiguous. hashlib drops
-        the GIL on large inputs, so callers may run this in a worker thread.
-        """
-        hasher = self._hashers.get(peer)
-        if hasher is None:
-            return
-        label = step.encode()
-        hasher.update(len(label).to_bytes(8, "little") + label + len(payload).to_bytes(8, "little"))
-        hasher.update(payload)
-
-    def digests(self) -> bytes:
-        """One digest per party, in party order; this party's own slot is zeros."""
-        zero = bytes(DIGEST_BYTES)
-        return b"".join(self._hashers[k].digest() if k in self._hashers else zero for k in range(self._n_parties))
 
     def parts(self) -> list[tuple[FieldArray, FieldArray]]:
         """The pending openings as recorded: (opened values, own MAC shares) each."""
@@ -175,7 +137,6 @@ class OpeningLog:
         self._values.clear()
         self._macs.clear()
         self._pending = 0
-        self._reset_hashers()
 
 
 @dataclass(slots=True)
@@ -207,43 +168,24 @@ def early_seed_commitment(party: int, session_id: str, label: str) -> tuple[byte
     return commit(party, session_id, f"{label}.seed", os.urandom(SEED_BYTES))
 
 
-def _compare_digests(session_id: str, party: int, n_parties: int, round1: dict[int, Any]) -> None:
-    """Raise unless every peer saw the same broadcasts from every third party."""
-    mine = round1[party][1]
-    size = DIGEST_BYTES * n_parties
-    for other in sorted(round1):
+def _compare_views(session_id: str, party: int, mine: bytes, theirs: dict[int, Any]) -> None:
+    """Raise unless every peer's combination a of the opened values equals ours."""
+    for other in sorted(theirs):
         if other == party:
             continue
-        theirs = round1[other][1]
-        if not isinstance(theirs, bytes) or len(theirs) != size:
+        value = theirs[other]
+        if not isinstance(value, bytes) or len(value) != len(mine):
             raise MacCheckFailure(
                 session_id,
-                f"{FAILURE_MARKER}: broadcast mismatch: VCP {other} sent malformed digests; "
+                f"{FAILURE_MARKER}: VCP {other} sent a malformed combination of the opened values; "
                 "nothing opened since the last check is trusted",
             )
-        for sender in range(n_parties):
-            if sender in (party, other):
-                continue
-            span = slice(sender * DIGEST_BYTES, (sender + 1) * DIGEST_BYTES)
-            if not hmac.compare_digest(mine[span], theirs[span]):
-                raise MacCheckFailure(
-                    session_id,
-                    f"{FAILURE_MARKER}: broadcast mismatch: VCP {other} and this VCP received different "
-                    f"openings from VCP {sender}; nothing opened since the last check is trusted",
-                )
-
-
-def _split_round1(session_id: str, round1: dict[int, Any], *, check: bool = True) -> dict[int, Any]:
-    """The seed commitments (or, for an early seed, openings) out of the round-1
-    payloads ``[commitment or opening, digests]``."""
-    firsts: dict[int, Any] = {}
-    for sender, payload in round1.items():
-        if not isinstance(payload, list | tuple) or len(payload) != 2:
-            raise invalid_commitment(session_id, sender)
-        firsts[sender] = payload[0]
-    if check:
-        check_commitments(session_id, firsts)
-    return firsts
+        if not hmac.compare_digest(value, mine):
+            raise MacCheckFailure(
+                session_id,
+                f"{FAILURE_MARKER}: broadcast mismatch: VCP {other} and this VCP opened different values "
+                "(some VCP sent them different shares); nothing opened since the last check is trusted",
+            )
 
 
 async def batch_mac_check(
@@ -251,7 +193,6 @@ async def batch_mac_check(
     *,
     session_id: str,
     party: int,
-    n_parties: int,
     field: PrimeField,
     alpha_share: int,
     log: OpeningLog,
@@ -286,41 +227,48 @@ async def batch_mac_check(
     try:
         seed_label = f"{label}.seed"
         if early is None:
-            # Rounds 1-2: coin toss for the seed, digests riding along in round 1.
+            # Rounds 1-2: coin toss for the seed.
             commitment, opening = commit(party, session_id, seed_label, os.urandom(SEED_BYTES))
-            round1 = await exchange(f"{seed_label}.commit", [commitment, log.digests()])
-            commitments = _split_round1(session_id, round1)
-            if log.tracks_broadcasts:
-                _compare_digests(session_id, party, n_parties, round1)
+            commitments = await exchange(f"{seed_label}.commit", commitment)
+            check_commitments(session_id, commitments)
             openings = await exchange(f"{seed_label}.open", opening)
         else:
-            # Round 1: the commitments came early; reveal, digests riding along.
+            # Round 1: the commitments came early; reveal.
             if early.label != label:
                 raise VcpInternalError(f"early seed of check {early.label} used for check {label}")
             commitments = early.commitments
             check_commitments(session_id, commitments)
-            round1 = await exchange(f"{seed_label}.reveal", [early.opening, log.digests()])
-            openings = _split_round1(session_id, round1, check=False)
-            if log.tracks_broadcasts:
-                _compare_digests(session_id, party, n_parties, round1)
+            openings = await exchange(f"{seed_label}.reveal", early.opening)
         seed = combine_seed(session_id, seed_label, verify_openings(session_id, seed_label, commitments, openings))
 
-        # Local: σ_i = h·m − α_i·(h·v) over the recorded openings, end to end;
+        # Local: a = h·v over this party's view and σ_i = h·m − α_i·a, end to end;
         # h = field.coefficients(seed, checked), generated and used chunk by chunk.
-        def local_sigma() -> int:
+        def local_sums() -> tuple[int, int]:
             parts = log.parts()
             mac_dot, value_dot = field.coefficient_dots(
                 seed, [[macs for _, macs in parts], [values for values, _ in parts]], label=COEFFICIENT_LABEL
             )
-            return (mac_dot - alpha_share * value_dot) % field.p
+            return value_dot % field.p, (mac_dot - alpha_share * value_dot) % field.p
 
         if worker_threads and checked >= THREAD_ELEMENTS:
-            sigma = await trio.to_thread.run_sync(local_sigma)  # keeps the event loop responsive
+            combined, sigma = await trio.to_thread.run_sync(local_sums)  # keeps the event loop responsive
         else:
-            sigma = local_sigma()
+            combined, sigma = local_sums()
 
-        # Rounds 3-4: commit-then-open σ_i; accept iff Σσ_i = 0.
-        sigmas = await commit_and_open(exchange, session_id, party, f"{label}.sigma", field.int_to_bytes(sigma))
+        # Rounds 3-4: commit-then-open σ_i, the views' combinations compared in
+        # round 3; accept iff they all agree and Σσ_i = 0.
+        sigma_label = f"{label}.sigma"
+        view = field.int_to_bytes(combined)
+        commitment, opening = commit(party, session_id, sigma_label, field.int_to_bytes(sigma))
+        round3 = await exchange(f"{sigma_label}.commit", [commitment, view])
+        commitments = {}
+        for sender, payload in round3.items():
+            if not isinstance(payload, list | tuple) or len(payload) != 2:
+                raise invalid_commitment(session_id, sender)
+            commitments[sender] = payload[0]
+        check_commitments(session_id, commitments)
+        _compare_views(session_id, party, view, {sender: payload[1] for sender, payload in round3.items()})
+        sigmas = verify_openings(session_id, sigma_label, commitments, await exchange(f"{sigma_label}.open", opening))
         total = 0
         for sender in sorted(sigmas):
             try:

@@ -75,8 +75,8 @@ protocol (say, withholds a commitment) fails the session instead of hanging it.
 
 THREAD_BYTES: Final = 1 << 20
 """With ``worker_threads=True``, openings at least this large (bytes per peer)
-are hashed, summed and finished in worker threads: numpy and hashlib release
-the GIL, so the work overlaps and the event loop stays responsive."""
+are summed and finished in worker threads: numpy releases the GIL, so the
+work overlaps and the event loop stays responsive."""
 
 BUNDLE_BYTES: Final = 1 << 16
 """With ``bundle_flights=True``, flights carrying at most this many payload
@@ -261,7 +261,7 @@ class OnlineParty:
         self._bundle = bundle_flights
         self._early: EarlySeed | None = None  # the next check's coin toss, committed ahead
         self._queued: list[tuple[str, Shares, DeferredOpening]] = []  # open_with_next, not yet sent
-        self._log = OpeningLog(self._party, self._n)
+        self._log = OpeningLog()
         self._opens = 0
         self._checks = 0
         self._agreements = 0
@@ -518,8 +518,8 @@ class OnlineParty:
         return results
 
     async def _combine(self, step: str, own: FieldArray, payloads: dict[int, Any]) -> FieldArray:
-        """Σ of every party's value shares, with each peer's payload hashed for
-        the broadcast-consistency check."""
+        """Σ of every party's value shares (each peer's payload checked for
+        length and range)."""
         expected = 16 * len(own)
         for peer in self._peers:
             payload = payloads[peer]
@@ -527,11 +527,6 @@ class OnlineParty:
                 raise SessionAborted(
                     self.session_id, f"VCP {peer} deviated from the protocol: malformed opening at step {step!r}"
                 )
-        log = self._log
-
-        def hash_all() -> None:
-            for peer in self._peers:
-                log.heard(peer, step, payloads[peer])  # no-op with two parties
 
         def add_all() -> FieldArray:
             total = own
@@ -546,15 +541,10 @@ class OnlineParty:
             return total
 
         if not self._threads or expected < THREAD_BYTES:
-            hash_all()
             return add_all()
-        # Large: hash and add in worker threads (both drop the GIL for most of
-        # their work), keeping the event loop free for the links.
-        async with trio.open_nursery() as nursery:
-            if log.tracks_broadcasts:
-                nursery.start_soon(trio.to_thread.run_sync, hash_all)
-            opened = await trio.to_thread.run_sync(add_all)
-        return opened
+        # Large: add in a worker thread (numpy drops the GIL for most of the
+        # work), keeping the event loop free for the links.
+        return await trio.to_thread.run_sync(add_all)
 
     @_guarded
     async def mac_check(self) -> None:
@@ -582,7 +572,6 @@ class OnlineParty:
             self._exchange,
             session_id=self.session_id,
             party=self._party,
-            n_parties=self._n,
             field=self._field,
             alpha_share=self._alpha,
             log=self._log,

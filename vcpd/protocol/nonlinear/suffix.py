@@ -58,11 +58,17 @@ def _limbs32(words: npt.NDArray[np.uint64], rows: int, n: int) -> list[npt.NDArr
     return [low[:, :, 0], low[:, :, 1], high[:, :, 0], high[:, :, 1]]
 
 
-def _suffix_sums(x: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Row i of the result is Σ_{j≥i} x_j (a block of one row -- n ≥ 32768 -- is its own sum)."""
-    if len(x) == 1:
-        return x
-    return np.cumsum(x[::-1], axis=0)[::-1]
+def _exclusive_suffix_sums(x: npt.NDArray[np.int64], carry: npt.NDArray[np.int64], out: npt.NDArray[np.int64]) -> None:
+    """Row i of ``out`` becomes ``carry`` + Σ_{j>i} x_j; ``carry`` becomes ``carry`` + Σ_j x_j.
+
+    A row loop, not ``np.cumsum(axis=0)``: numpy accumulates along a
+    non-last axis one column at a time, inner loops a few rows long, which
+    measured ten times slower on the few-row blocks used here.
+    """
+    out[-1] = carry
+    for i in range(len(x) - 1, 0, -1):
+        np.add(out[i], x[i], out=out[i - 1])
+    np.add(out[0], x[0], out=carry)
 
 
 def _word_limbs(word: int) -> list[int]:
@@ -86,33 +92,37 @@ def _component(
     out = np.empty((2, (m + 2) * n), np.uint64)
     lo = out[0].reshape(m + 2, n)
     hi = out[1].reshape(m + 2, n)
-    running = [np.zeros(n, np.int64) for _ in range(4)]  # Σ_{j>i} σ_j·r_j per limb
+    running = [np.zeros(n, np.int64) for _ in range(4)]  # 3·Σ_{j>i} σ_j·r_j per limb
     above = np.zeros(n, np.int64)  # Σ_{j>i} c_j
-    block = max(1, _BLOCK // max(n, 1))
-    for stop in range(m, 0, -block):
-        start = max(0, stop - block)
+    rows = min(m, max(1, _BLOCK // max(n, 1)))
+    limb = np.empty((rows, n), np.int64)
+    scratch = np.empty((rows, n), np.int64)
+    for stop in range(m, 0, -rows):
+        start = max(0, stop - rows)
+        size = stop - start
         cb = c[start:stop].astype(np.int64)
-        sigma = 1 - 2 * cb  # σ_j
-        weight = 6 * cb - 2  # r_i·(1 − 3σ_i): the own bit enters once, not as 3·σ_i·r_i
-        # Offsets o_i = 1 − c_i + 3·Σ_{j>i} c_j, with the in-block suffix sums.
-        c_suffix = _suffix_sums(cb)
-        offsets = 1 - cb + 3 * (c_suffix - cb + above)
-        above = above + c_suffix[0]
+        sigma3 = 3 - 6 * cb  # 3·σ_j
+        # Offsets o_i = 1 − c_i + 3·Σ_{j>i} c_j.
+        offsets = np.empty_like(cb)
+        _exclusive_suffix_sums(cb, above, offsets)
+        offsets *= 3
+        offsets += 1 - cb
         terms = []
         for j in range(4):
-            limb = rl[j][start:stop]
-            signed = limb * sigma  # σ_i·r_i (int64)
-            suffix = _suffix_sums(signed)  # Σ_{i≤j<stop}
-            term = suffix * 3
-            term += limb * weight  # 3·Σ_{j≥i} σ_j r_j + r_i − 3σ_i r_i = r_i + 3·Σ_{j>i}
-            term += 3 * running[j] - 2 * sl[j]
+            own, signed = limb[:size], scratch[:size]
+            np.copyto(own, rl[j][start:stop])  # r_i (int64)
+            np.multiply(own, sigma3, out=signed)  # 3·σ_i·r_i
+            term = np.empty_like(own)
+            _exclusive_suffix_sums(signed, running[j], term)  # 3·Σ_{j>i} σ_j r_j
+            term += own
+            term -= 2 * sl[j]
             if k[j]:
-                term += offsets * k[j]
-            running[j] = running[j] + suffix[0]
+                np.multiply(offsets, k[j], out=signed)
+                term += signed
             terms.append(term)
         reduce_signed(field.p, terms, lo[start:stop], hi[start:stop])
     # e_m = 3·Σ_j σ_j r_j − 2·sign_bit + 3·Σ_j c_j
-    top = [3 * running[j] - 2 * sl[j] + 3 * above * k[j] for j in range(4)]
+    top = [running[j] - 2 * sl[j] + 3 * above * k[j] for j in range(4)]
     reduce_signed(field.p, [t.reshape(1, n) for t in top], lo[m : m + 1], hi[m : m + 1])
     out[:, (m + 1) * n :] = _words(rho)
     return field.from_limbs(out)

@@ -32,7 +32,7 @@ from vcpd.net.websocket import (
     split_ws_url,
     ws_url,
 )
-from vcpd.wire import MAX_WIRE_FRAME, Handshake
+from vcpd.wire import MAX_WIRE_FRAME, Handshake, fast_ciphers
 
 KEYS = [SigningKey(bytes([i + 7]) * 32) for i in range(4)]
 PUB = [bytes(k.verify_key) for k in KEYS]
@@ -42,16 +42,17 @@ PARAMS.update({f"party.{i}.key": base64.b64encode(PUB[i]).decode() for i in rang
 Handler = Callable[[SecureConnection], Awaitable[None]]
 
 
-def responder(party: int = 1, *, params: dict[str, str] = PARAMS) -> Handshake:
+def responder(party: int = 1, *, params: dict[str, str] = PARAMS, ciphers: tuple[str, ...] | None = None) -> Handshake:
     return Handshake.responder(KEYS[party], role="peer", params=params, party=party,
-                               peer_keys={i: PUB[i] for i in range(3) if i != party})  # fmt: skip
+                               peer_keys={i: PUB[i] for i in range(3) if i != party}, ciphers=ciphers)  # fmt: skip
 
 
 def initiator(
-    party: int = 0, them: int = 1, *, key: SigningKey | None = None, params: dict[str, str] = PARAMS
-) -> Handshake:
+    party: int = 0, them: int = 1, *, key: SigningKey | None = None, params: dict[str, str] = PARAMS,
+    ciphers: tuple[str, ...] | None = None,
+) -> Handshake:  # fmt: skip
     return Handshake.initiator(key or KEYS[party], role="peer", expected_key=PUB[them], params=params,
-                               party=party, expected_party=them)  # fmt: skip
+                               party=party, expected_party=them, ciphers=ciphers)  # fmt: skip
 
 
 async def start_server(
@@ -91,6 +92,7 @@ async def test_messages_round_trip_including_large_and_concurrent(nursery: trio.
     with trio.fail_after(30):
         async with open_secure_connection(url, initiator(), peer=1) as conn:
             assert conn.peer_party == 1 and conn.peer_key == PUB[1]
+            assert conn.result.cipher == fast_ciphers()[0]  # AEGIS-256 where this machine has hardware AES
             await conn.send(b"hello")
             assert await conn.receive() == b"hello"
             async with trio.open_nursery() as senders:
@@ -104,6 +106,33 @@ async def test_messages_round_trip_including_large_and_concurrent(nursery: trio.
             assert stats.messages_sent == stats.messages_received == 7
             assert stats.state == "open"
             assert "open" in repr(conn)
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    ("offered", "expected"),
+    [(("aegis256", "chacha20poly1305"), "aegis256"), (("chacha20poly1305",), "chacha20poly1305")],
+    ids=["aegis256", "chacha20poly1305"],
+)
+async def test_the_negotiated_cipher_carries_messages_end_to_end(
+    nursery: trio.Nursery, offered: tuple[str, ...], expected: str
+) -> None:
+    seen: list[str] = []
+
+    async def echo_and_record(conn: SecureConnection) -> None:
+        seen.append(conn.result.cipher)
+        await echo(conn)
+
+    url, errors = await start_server(nursery, echo_and_record, make_handshake=lambda: responder(ciphers=offered))
+    message = bytes(range(256)) * (5 << 12)  # 5 MiB: several frames each way
+    with trio.fail_after(30):
+        async with open_secure_connection(url, initiator(ciphers=("aegis256", "chacha20poly1305")), peer=1) as conn:
+            assert conn.result.cipher == expected
+            await conn.send(message)
+            assert await conn.receive() == message
+            await conn.send(b"small")
+            assert await conn.receive() == b"small"
+    assert seen == [expected]
     assert errors == []
 
 

@@ -1,4 +1,4 @@
-"""Encrypted channel: integrity, ordering, close, chunking and limits."""
+"""Encrypted channel: integrity, ordering, close, chunking and limits, with each traffic AEAD."""
 
 from __future__ import annotations
 
@@ -8,16 +8,28 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nacl.bindings import crypto_aead_aegis256_encrypt, crypto_aead_chacha20poly1305_ietf_encrypt
+
 from vcpd.errors import ChannelError
-from vcpd.wire.channel import FRAME_OVERHEAD, MAX_FRAME, MAX_WIRE_FRAME, Channel, ChannelLimits
+from vcpd.wire._crypto import AEGIS256, CHACHA20POLY1305, AuthFailure, FrameCipher
+from vcpd.wire.channel import MAX_FRAME, MAX_WIRE_FRAME, Channel, ChannelLimits
 
 KEY_A, KEY_B = bytes(range(32)), bytes(range(32, 64))
 
+both_ciphers = pytest.mark.parametrize("cipher", [CHACHA20POLY1305, AEGIS256], ids=lambda c: c.name)
+"""Run a test with each traffic AEAD (the others use ChaCha20-Poly1305, what every pair can speak)."""
+
 
 def pair(
-    sender_limits: ChannelLimits | None = None, receiver_limits: ChannelLimits | None = None
+    sender_limits: ChannelLimits | None = None,
+    receiver_limits: ChannelLimits | None = None,
+    *,
+    cipher: FrameCipher = CHACHA20POLY1305,
 ) -> tuple[Channel, Channel]:
-    return Channel(KEY_A, KEY_B, limits=sender_limits), Channel(KEY_B, KEY_A, limits=receiver_limits)
+    return (
+        Channel(KEY_A, KEY_B, cipher=cipher, limits=sender_limits),
+        Channel(KEY_B, KEY_A, cipher=cipher, limits=receiver_limits),
+    )
 
 
 def deliver(receiver: Channel, frames: list[bytes]) -> list[bytes]:
@@ -42,8 +54,9 @@ def assert_dead(channel: Channel) -> None:
             call()
 
 
-def test_round_trip_both_directions() -> None:
-    a, b = pair()
+@both_ciphers
+def test_round_trip_both_directions(cipher: FrameCipher) -> None:
+    a, b = pair(cipher=cipher)
     for message in (b"", b"hello", bytearray(b"mutable"), memoryview(b"view")[1:]):
         assert deliver(b, a.encrypt_message(message)) == [bytes(message)]
         assert deliver(a, b.encrypt_message(message)) == [bytes(message)]
@@ -51,24 +64,30 @@ def test_round_trip_both_directions() -> None:
 
 
 # Positions: header (kind, flags, reserved, stream, seq, total), ciphertext, tag.
-POSITIONS = {"kind": 0, "flags": 1, "reserved": 2, "stream": 4, "seq": 8, "total": 16, "body": 24, "body-end": -17,
-             "tag": -16, "tag-end": -1}  # fmt: skip
+POSITIONS = ["kind", "flags", "reserved", "stream", "seq", "total", "body", "body-end", "tag", "tag-end"]
 
 
-@pytest.mark.parametrize("where", POSITIONS.values(), ids=POSITIONS.keys())
-def test_tampered_frame_kills_the_channel(where: int) -> None:
-    a, b = pair()
+def position(where: str, tag_bytes: int) -> int:
+    return {"kind": 0, "flags": 1, "reserved": 2, "stream": 4, "seq": 8, "total": 16, "body": 24,
+            "body-end": -tag_bytes - 1, "tag": -tag_bytes, "tag-end": -1}[where]  # fmt: skip
+
+
+@both_ciphers
+@pytest.mark.parametrize("where", POSITIONS)
+def test_tampered_frame_kills_the_channel(cipher: FrameCipher, where: str) -> None:
+    a, b = pair(cipher=cipher)
     frame = a.encrypt_message(b"attack at dawn")[0]
     with pytest.raises(ChannelError):
-        b.receive_frame(flip(frame, where))
+        b.receive_frame(flip(frame, position(where, cipher.tag_bytes)))
     assert_dead(b)
     with pytest.raises(ChannelError):
         b.receive_frame(frame)  # even the genuine frame is refused now
 
 
+@both_ciphers
 @pytest.mark.parametrize("where", [0, 8, 24, 60, -1], ids=str)
-def test_tampered_chunk_of_large_message(where: int) -> None:
-    a, b = pair(ChannelLimits(frame_size=100))
+def test_tampered_chunk_of_large_message(cipher: FrameCipher, where: int) -> None:
+    a, b = pair(ChannelLimits(frame_size=100), cipher=cipher)
     frames = a.encrypt_message(os.urandom(1000))
     b.receive_frame(frames[0])
     with pytest.raises(ChannelError):
@@ -101,12 +120,15 @@ def test_dropped_frame_with_forged_counter() -> None:
         b.receive_frame(bytes(frame))
 
 
-@pytest.mark.parametrize("keep", [0, 1, 23, 24, 39, -1])
-def test_truncated_frame(keep: int) -> None:
-    a, b = pair()
+@both_ciphers
+@pytest.mark.parametrize("keep", ["0", "1", "23", "24", "overhead-1", "overhead", "-1"])
+def test_truncated_frame(cipher: FrameCipher, keep: str) -> None:
+    a, b = pair(cipher=cipher)
     frame = a.encrypt_message(b"a message long enough to cut")[0]
+    overhead = a.frame_overhead
+    cut = {"overhead-1": overhead - 1, "overhead": overhead}[keep] if keep.startswith("overhead") else int(keep)
     with pytest.raises(ChannelError):
-        b.receive_frame(frame[:keep])
+        b.receive_frame(frame[:cut])
     assert_dead(b)
 
 
@@ -115,7 +137,14 @@ def test_reflected_frame_fails() -> None:
     with pytest.raises(ChannelError):
         a.receive_frame(a.encrypt_message(b"echo")[0])
     with pytest.raises(ValueError):
-        Channel(KEY_A, KEY_A)
+        Channel(KEY_A, KEY_A, cipher=CHACHA20POLY1305)
+
+
+def test_a_frame_of_the_other_cipher_fails() -> None:
+    chacha, _ = pair()
+    _, aegis = pair(cipher=AEGIS256)
+    with pytest.raises(ChannelError, match="failed authentication"):
+        aegis.receive_frame(chacha.encrypt_message(b"x" * 100)[0])
 
 
 def test_clean_close_is_told_apart_from_a_cut() -> None:
@@ -140,7 +169,7 @@ def test_frame_after_close_kills_the_channel() -> None:
     close = a.close_frame()
     # A frame the sender could not have produced after closing: forge order by
     # building it from a second sender with the same keys and counter 1.
-    ghost = Channel(KEY_A, KEY_B)
+    ghost = Channel(KEY_A, KEY_B, cipher=CHACHA20POLY1305)
     ghost.encrypt_message(b"")
     late = ghost.encrypt_message(b"late")[0]
     assert b.receive_frame(close) is None and b.peer_closed
@@ -164,13 +193,15 @@ def test_close_drops_pending_and_bounds_reason() -> None:
         a.close_frame()
 
 
-def test_sixteen_megabyte_message() -> None:
-    a, b = pair()
+@both_ciphers
+def test_sixteen_megabyte_message(cipher: FrameCipher) -> None:
+    a, b = pair(cipher=cipher)
     message = os.urandom(16 * 10**6)  # 10^6 field elements of 16 bytes
     frames = a.encrypt_message(message)
     assert len(frames) == -(-len(message) // MAX_FRAME)
     assert all(len(f) <= MAX_WIRE_FRAME for f in frames)
-    assert sum(len(f) for f in frames) == len(message) + len(frames) * FRAME_OVERHEAD
+    assert a.frame_overhead == 24 + cipher.tag_bytes
+    assert sum(len(f) for f in frames) == len(message) + len(frames) * a.frame_overhead
     assert deliver(b, frames) == [message]
     assert b.buffered_bytes == 0
 
@@ -236,10 +267,11 @@ def test_garbage_frames_only_raise_channel_error(garbage: bytes) -> None:
         b.receive_frame(garbage)
 
 
+@both_ciphers
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())
-def test_mutated_frames_only_raise_channel_error(data: st.DataObject) -> None:
-    a, b = pair(ChannelLimits(frame_size=8))
+def test_mutated_frames_only_raise_channel_error(cipher: FrameCipher, data: st.DataObject) -> None:
+    a, b = pair(ChannelLimits(frame_size=8), cipher=cipher)
     frames = a.encrypt_message(data.draw(st.binary(max_size=40)))
     index = data.draw(st.integers(0, len(frames) - 1))
     frame = frames[index]
@@ -255,24 +287,31 @@ def test_mutated_frames_only_raise_channel_error(data: st.DataObject) -> None:
         b.receive_frame(mutated)
 
 
-def test_frames_are_the_documented_aead_of_the_chunk() -> None:
-    """The zero-copy framing is byte for byte header ‖ ChaCha20-Poly1305(chunk, ad=header)."""
-    from vcpd.wire._crypto import AuthFailure, counter_nonce, open_frame, open_frame_into, seal, seal_frame
+# docs/protocol.md: each traffic AEAD through pynacl's plain bindings, and its nonce length.
+DOCUMENTED_AEAD = {"chacha20poly1305": (crypto_aead_chacha20poly1305_ietf_encrypt, 12),
+                   "aegis256": (crypto_aead_aegis256_encrypt, 32)}  # fmt: skip
 
+
+@both_ciphers
+def test_frames_are_the_documented_aead_of_the_chunk(cipher: FrameCipher) -> None:
+    """The zero-copy framing is byte for byte header ‖ AEAD(chunk, ad=header, nonce=zeros ‖ u64 LE seq)."""
+    encrypt, nonce_bytes = DOCUMENTED_AEAD[cipher.name]
     message = os.urandom(2500)
-    a, b = pair(ChannelLimits(frame_size=1000))
+    a, b = pair(ChannelLimits(frame_size=1000), cipher=cipher)
     frames = a.encrypt_message(message)
     for seq, frame in enumerate(frames):
         header = frame[:24]
         chunk = message[1000 * seq : 1000 * (seq + 1)]
-        assert frame == header + seal(KEY_A, counter_nonce(seq), chunk, header)
-        assert seal_frame(KEY_A, counter_nonce(seq), header, memoryview(message)[1000 * seq : 1000 * (seq + 1)]) == frame
-        assert open_frame(KEY_A, counter_nonce(seq), frame, 24) == chunk
+        nonce = bytes(nonce_bytes - 8) + seq.to_bytes(8, "little")
+        assert cipher.nonce(seq) == nonce
+        assert frame == header + encrypt(chunk, header, nonce, KEY_A)
+        assert cipher.seal_frame(KEY_A, nonce, header, memoryview(message)[1000 * seq : 1000 * (seq + 1)]) == frame
+        assert cipher.open_frame(KEY_A, nonce, frame, 24) == chunk
         out = bytearray(len(chunk))
-        open_frame_into(KEY_A, counter_nonce(seq), frame, 24, out)
+        cipher.open_frame_into(KEY_A, nonce, frame, 24, out)
         assert out == chunk
     with pytest.raises(AuthFailure):
-        open_frame(KEY_A, counter_nonce(1), frames[0], 24)
+        cipher.open_frame(KEY_A, cipher.nonce(1), frames[0], 24)
     assert deliver(b, frames) == [message]
 
 
@@ -295,17 +334,18 @@ def test_queued_prefix_is_sent_as_part_of_the_message(sizes: tuple[int, int]) ->
     assert deliver(b, a.drain()) == [prefix + body]
 
 
-def test_big_messages_reassemble_exactly_and_a_forged_chunk_returns_nothing() -> None:
+@both_ciphers
+def test_big_messages_reassemble_exactly_and_a_forged_chunk_returns_nothing(cipher: FrameCipher) -> None:
     """Reassembly buffers of big messages are not zeroed first: every byte must come from a frame."""
-    sender, receiver = pair()
+    sender, receiver = pair(cipher=cipher)
     message = os.urandom(3 * MAX_FRAME + 12345)
     frames = sender.encrypt_message(message)
     assert len(frames) > 3
     got = deliver(receiver, frames)
     assert got == [message] and type(got[0]) is bytearray
-    sender, receiver = pair()
+    sender, receiver = pair(cipher=cipher)
     frames = sender.encrypt_message(message)
-    frames[2] = flip(frames[2], FRAME_OVERHEAD)
+    frames[2] = flip(frames[2], sender.frame_overhead)
     with pytest.raises(ChannelError, match="failed authentication"):
         deliver(receiver, frames)
     assert_dead(receiver)

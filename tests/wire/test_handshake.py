@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import base64
+import os
+import re
 from collections.abc import Callable
 
+import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from vcpd.errors import AuthenticationError, HandshakeError, ParameterMismatch, WireError
+from vcpd.wire import _crypto as crypto_module
 from vcpd.wire import handshake as hs_module
-from vcpd.wire.handshake import Handshake, HandshakeResult
+from vcpd.wire.handshake import Handshake, HandshakeResult, fast_ciphers
 
 KEYS = [SigningKey(bytes([i + 1]) * 32) for i in range(4)]
 PUB = [bytes(k.verify_key) for k in KEYS]
@@ -364,3 +368,214 @@ def test_garbage_only_raises_wire_errors(state: str, garbage: bytes, first: int 
         assert not machine.done
         with pytest.raises(HandshakeError):
             machine.receive(garbage)
+
+
+# ------------------------------------------------------------ traffic AEAD
+
+BOTH = ("aegis256", "chacha20poly1305")
+
+
+def cipher_pair(initiator_ciphers: tuple[str, ...], responder_ciphers: tuple[str, ...]) -> tuple[Handshake, Handshake]:
+    """Party 1 dials party 0, each side supporting the given traffic AEADs."""
+    initiator = Handshake.initiator(
+        KEYS[1], role="peer", expected_key=PUB[0], params=PARAMS, party=1, expected_party=0, ciphers=initiator_ciphers
+    )
+    responder = Handshake.responder(
+        KEYS[0], role="peer", params=PARAMS, party=0, peer_keys={1: PUB[1]}, ciphers=responder_ciphers
+    )
+    return initiator, responder
+
+
+def assert_channels_work(a: HandshakeResult, b: HandshakeResult) -> None:
+    for sender, receiver in ((a, b), (b, a)):
+        message = os.urandom(3 * (1 << 20) + 7)  # several frames
+        frames = sender.channel.encrypt_message(message)
+        assert len(frames) == 4
+        assert [receiver.channel.receive_frame(f) for f in frames] == [None, None, None, message]
+
+
+@pytest.mark.parametrize(
+    ("initiator_ciphers", "responder_ciphers", "expected"),
+    [
+        (BOTH, BOTH, "aegis256"),
+        (("chacha20poly1305",), BOTH, "chacha20poly1305"),  # the initiator lacks hardware AES
+        (BOTH, ("chacha20poly1305",), "chacha20poly1305"),  # the responder lacks it
+        (("chacha20poly1305",), ("chacha20poly1305",), "chacha20poly1305"),
+        (BOTH, ("chacha20poly1305", "aegis256"), "chacha20poly1305"),  # the responder's preference rules
+        (("chacha20poly1305", "aegis256"), BOTH, "aegis256"),
+    ],
+)
+def test_traffic_cipher_is_negotiated(
+    initiator_ciphers: tuple[str, ...], responder_ciphers: tuple[str, ...], expected: str
+) -> None:
+    a, b = drive(*cipher_pair(initiator_ciphers, responder_ciphers))
+    assert a.cipher == b.cipher == expected
+    assert_channels_work(a, b)
+
+
+def test_default_ciphers_are_the_fast_ones() -> None:
+    offered = fast_ciphers()
+    assert offered[-1] == "chacha20poly1305"  # always there, so every pair can talk
+    a, b = drive(*peer_pair())
+    assert a.cipher == b.cipher == offered[0]
+
+
+def test_without_hardware_aes_only_chacha_is_offered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libsodium's software AEGIS-256 is far slower than ChaCha20-Poly1305: never pick it by default."""
+
+    class NoHardwareAes:
+        @staticmethod
+        def crypto_aead_aes256gcm_is_available() -> int:
+            return 0
+
+    monkeypatch.setattr(crypto_module, "_lib", NoHardwareAes)
+    assert fast_ciphers() == ("chacha20poly1305",)
+    a, b = drive(*peer_pair())
+    assert a.cipher == b.cipher == "chacha20poly1305"
+    initiator = Handshake.initiator(KEYS[1], role="peer", expected_key=PUB[0], params=PARAMS, party=1, expected_party=0)
+    a, b = drive(initiator, cipher_pair(BOTH, BOTH)[1])  # only the initiator lacks it
+    assert a.cipher == b.cipher == "chacha20poly1305"
+
+
+def test_a_tampered_frame_fails_with_either_cipher() -> None:
+    for cipher in BOTH:
+        a, b = drive(*cipher_pair((cipher,), BOTH))
+        frame = bytearray(a.channel.encrypt_message(b"pay 100 to mallory")[0])
+        frame[30] ^= 1
+        with pytest.raises(WireError, match="failed authentication"):
+            b.channel.receive_frame(bytes(frame))
+
+
+def test_no_cipher_in_common_is_refused_clearly_on_both_sides() -> None:
+    with pytest.raises(HandshakeError) as caught:
+        drive(*cipher_pair(("chacha20poly1305",), ("aegis256",)))
+    assert str(caught.value) == (
+        "no traffic cipher in common with party 0: it offers aegis256, we support chacha20poly1305"
+    )
+    other = caught.value.other  # type: ignore[attr-defined]
+    assert isinstance(other, HandshakeError) and str(other).startswith("refused by the connecting peer")
+    assert "no traffic cipher in common: you offer aegis256, this side supports chacha20poly1305" in str(other)
+
+
+def test_a_cipher_that_was_not_offered_is_refused() -> None:
+    class Pushy(Handshake):
+        def _choose_cipher(self, offered: tuple[str, ...]) -> str:
+            return "aegis256"
+
+    initiator = Pushy.initiator(
+        KEYS[1], role="peer", expected_key=PUB[0], params=PARAMS, party=1, expected_party=0, ciphers=BOTH
+    )
+    responder = Handshake.responder(
+        KEYS[0], role="peer", params=PARAMS, party=0, peer_keys={1: PUB[1]}, ciphers=("chacha20poly1305",)
+    )
+    with pytest.raises(HandshakeError) as caught:
+        drive(initiator, responder)
+    assert str(caught.value) == (
+        "party 1 chose traffic cipher aegis256, which we did not offer (we offered chacha20poly1305)"
+    )
+    other = caught.value.other  # type: ignore[attr-defined]
+    assert str(other) == "refused by party 0: traffic cipher aegis256 was not offered: this VCP offers chacha20poly1305"
+    assert not initiator.done and not responder.done
+
+
+def _rewrite_block(block: bytes, change: Callable[[list[object]], None]) -> bytes:
+    fields = msgpack.unpackb(block, raw=False)
+    change(fields)
+    packed: bytes = msgpack.packb(fields, use_bin_type=True)
+    return packed
+
+
+@pytest.mark.parametrize("victim", ["offer", "choice"])
+def test_a_downgrade_on_the_path_breaks_the_signature(monkeypatch: pytest.MonkeyPatch, victim: str) -> None:
+    """An attacker who could even rewrite the encrypted identity blocks cannot steer the cipher:
+    the offer and the choice are signed (and in the transcript)."""
+    real = hs_module.encode_signed
+
+    def downgrade(fields: list[object]) -> None:
+        if victim == "offer" and len(fields) == 4:  # the responder's block
+            fields[3] = ["chacha20poly1305"]
+        if victim == "choice" and len(fields) == 5:  # the initiator's block
+            fields[4] = "chacha20poly1305"
+
+    def tampered(block: bytes, signature: bytes) -> bytes:
+        return real(_rewrite_block(block, downgrade), signature)  # after signing: as on the wire
+
+    monkeypatch.setattr(hs_module, "encode_signed", tampered)
+    with pytest.raises(AuthenticationError, match="bad handshake signature") as caught:
+        drive(*cipher_pair(BOTH, BOTH))
+    assert isinstance(caught.value.other, AuthenticationError)  # type: ignore[attr-defined]
+
+
+def test_names_the_initiator_does_not_know_are_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A future responder may offer a cipher we have never heard of first: we take the next one."""
+    real = hs_module.encode_responder_block
+
+    def offer_more(key: bytes, party: int | None, params: dict[str, str], offered: tuple[str, ...]) -> bytes:
+        return real(key, party, params, ("aegis512-future", *offered))
+
+    monkeypatch.setattr(hs_module, "encode_responder_block", offer_more)
+    a, b = drive(*cipher_pair(BOTH, ("chacha20poly1305",)))
+    assert a.cipher == b.cipher == "chacha20poly1305"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda f: f.pop(), "identity block has no traffic cipher field (a version 1 block)"),
+        (lambda f: f.__setitem__(3, []), "offered traffic ciphers are not a list of 1 to 8 names"),
+        (lambda f: f.__setitem__(3, ["aegis256", 5]), "an offered traffic cipher is not a cipher name"),
+        (lambda f: f.__setitem__(3, ["AEGIS\n256"]), "an offered traffic cipher is not a cipher name"),
+        (lambda f: f.__setitem__(3, ["aegis256"] * 2), "offered traffic ciphers repeat a name"),
+        (lambda f: f.__setitem__(3, "aegis256"), "offered traffic ciphers are not a list"),
+    ],
+)
+def test_malformed_offers_and_old_blocks_are_clear_errors(
+    monkeypatch: pytest.MonkeyPatch, change: Callable[[list[object]], None], reason: str
+) -> None:
+    real = hs_module.encode_responder_block
+
+    def malformed(*args: object) -> bytes:
+        return _rewrite_block(real(*args), change)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hs_module, "encode_responder_block", malformed)
+    with pytest.raises(HandshakeError, match=re.escape(f"malformed identity from party 0: {reason}")) as caught:
+        drive(*cipher_pair(BOTH, BOTH))
+    assert reason in str(caught.value.other)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [lambda f: f.pop(), lambda f: f.__setitem__(4, 7), lambda f: f.__setitem__(4, "x" * 40)],
+    ids=["version-1", "not-a-name", "too-long"],
+)
+def test_malformed_choices_are_clear_errors(
+    monkeypatch: pytest.MonkeyPatch, change: Callable[[list[object]], None]
+) -> None:
+    real = hs_module.encode_initiator_block
+
+    def malformed(*args: object) -> bytes:
+        return _rewrite_block(real(*args), change)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hs_module, "encode_initiator_block", malformed)
+    with pytest.raises(HandshakeError, match="malformed identity from the connecting peer: .*(cipher|version 1)"):
+        drive(*cipher_pair(BOTH, BOTH))
+
+
+@pytest.mark.parametrize(
+    "ciphers", [(), "aegis256", ("aes256gcm",), ("chacha20poly1305", "chacha20poly1305")], ids=repr
+)
+def test_bad_cipher_lists_are_programming_errors(ciphers: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError, match="cipher"):
+        Handshake.responder(KEYS[0], role="client", params=PARAMS, ciphers=ciphers)
+    with pytest.raises(ValueError, match="cipher"):
+        Handshake.initiator(KEYS[0], role="client", expected_key=PUB[1], ciphers=ciphers)
+
+
+def test_version_1_hello_gets_a_clear_refusal() -> None:
+    initiator, responder = peer_pair()
+    hello = initiator.start()
+    with pytest.raises(HandshakeError, match="speaks handshake version 1, we speak 2"):
+        responder.receive(hello[:1] + b"\x01" + hello[2:])
+    assert responder.refusal is not None
+    with pytest.raises(HandshakeError, match="unsupported handshake version 1: this VCP speaks version 2"):
+        initiator.receive(responder.refusal)

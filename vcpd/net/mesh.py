@@ -252,7 +252,11 @@ class PeerMesh(SessionOpener):
                 self.mailboxes.peer_down(peer, "link replaced by a new connection")
             self.mailboxes.peer_up(peer)
             self._notify()
-            log.info("link with party %d up", peer, extra={"ctx": {"party": self.party, "peer": peer}})
+            # The negotiated cipher tells an operator whether both ends run AEGIS-256 in hardware.
+            log.info(
+                "link with party %d up (%s)", peer, conn.result.cipher,
+                extra={"ctx": {"party": self.party, "peer": peer, "cipher": conn.result.cipher}},
+            )  # fmt: skip
             try:
                 reason = await serve_link(link, conn, self.mailboxes)
             finally:

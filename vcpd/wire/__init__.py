@@ -28,7 +28,7 @@ from .codec import (
     encode_request,
     encode_response,
 )
-from .handshake import MAX_HANDSHAKE_MESSAGE, PROTOCOL_NAME, Handshake, HandshakeResult, Role
+from .handshake import MAX_HANDSHAKE_MESSAGE, PROTOCOL_NAME, Handshake, HandshakeResult, Role, fast_ciphers
 from .limits import MAX_FRAME, MAX_MESSAGE, MAX_WIRE_FRAME, ChannelLimits
 from .params import Difference, compare_params
 
@@ -60,4 +60,5 @@ __all__ = [
     "encode_peer_parts",
     "encode_request",
     "encode_response",
+    "fast_ciphers",
 ]

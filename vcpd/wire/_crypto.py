@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Final
 
 from nacl._sodium import ffi as _ffi
@@ -32,13 +34,13 @@ HASH_BYTES: Final = 32
 """Length of the transcript hash (BLAKE2b-256)."""
 
 TAG_BYTES: Final = 16
-"""Poly1305 authentication tag appended to every AEAD ciphertext."""
+"""Poly1305 authentication tag of the handshake AEAD (ChaCha20-Poly1305)."""
 
 SIGNATURE_BYTES: Final = 64
 """Length of an Ed25519 signature."""
 
 NONCE_BYTES: Final = 12
-"""ChaCha20-Poly1305 (IETF) nonce length."""
+"""ChaCha20-Poly1305 (IETF) nonce length (the handshake AEAD)."""
 
 _NONCE_PREFIX: Final = bytes(4)
 
@@ -52,7 +54,7 @@ class AuthFailure(Exception):
 
 
 def counter_nonce(counter: int) -> bytes:
-    """Return the 12-byte IETF nonce for a 64-bit message counter.
+    """Return the 12-byte IETF nonce for a 64-bit handshake message counter.
 
     A counter nonce (never a random one) is what makes replay and reordering
     detectable: the receiver only ever tries the next expected value.
@@ -79,65 +81,129 @@ def open_sealed(key: bytes, nonce: bytes, ciphertext: bytes, ad: bytes) -> bytes
 _new_buffer = _ffi.new_allocator(should_clear_after_alloc=False)
 
 
-def seal_frame(key: bytes, nonce: bytes, header: bytes, plaintext: bytes | memoryview) -> bytes:
-    """``header ‖ seal(key, nonce, plaintext, ad=header)`` built in one buffer.
+class FrameCipher:
+    """A traffic AEAD: how a channel seals and opens its frames.
 
-    The same bytes as ``header + seal(key, nonce, bytes(plaintext), header)``,
-    but ``plaintext`` (any contiguous buffer, e.g. a slice of a large
-    message) is encrypted where it lies and the result is copied once.
+    libsodium's ChaCha20-Poly1305 (IETF) and AEGIS-256 share one calling
+    convention and differ only in nonce and tag lengths, so one class holds
+    the zero-copy framing for both and an instance per primitive names it.
+    Nonces are ``zero prefix ‖ u64 LE counter`` filling the cipher's nonce
+    length, so that the receiver only ever tries the next counter value.
+
+    Attributes:
+        name: the name on the wire (handshake identity blocks).
+        nonce_bytes: the primitive's nonce length.
+        tag_bytes: the authentication tag appended to every frame.
     """
-    if len(key) != KEY_BYTES or len(nonce) != NONCE_BYTES:
-        raise ValueError("bad key or nonce length")
-    source = _ffi.from_buffer(plaintext)
-    size = len(source)
-    head = len(header)
-    out = _new_buffer("unsigned char[]", head + size + TAG_BYTES)
-    _ffi.memmove(out, header, head)
-    written = _ffi.new("unsigned long long *")
-    rc = _lib.crypto_aead_chacha20poly1305_ietf_encrypt(
-        out + head, written, source, size, header, head, _ffi.NULL, nonce, key
-    )
-    if rc != 0 or written[0] != size + TAG_BYTES:
-        raise RuntimeError("libsodium failed to encrypt a frame")
-    return _ffi.buffer(out)[:]
+
+    __slots__ = ("_decrypt", "_encrypt", "_nonce_prefix", "name", "nonce_bytes", "tag_bytes")
+
+    def __init__(
+        self, name: str, *, nonce_bytes: int, tag_bytes: int, encrypt: Callable[..., int], decrypt: Callable[..., int]
+    ) -> None:
+        self.name = name
+        self.nonce_bytes = nonce_bytes
+        self.tag_bytes = tag_bytes
+        self._encrypt = encrypt
+        self._decrypt = decrypt
+        self._nonce_prefix = bytes(nonce_bytes - 8)
+
+    def __repr__(self) -> str:
+        return f"<FrameCipher {self.name}>"
+
+    def nonce(self, counter: int) -> bytes:
+        """The nonce of frame number ``counter`` (a counter, never random: see the class)."""
+        return self._nonce_prefix + counter.to_bytes(8, "little")
+
+    def seal_frame(self, key: bytes, nonce: bytes, header: bytes, plaintext: bytes | memoryview) -> bytes:
+        """``header ‖ AEAD(key, nonce, plaintext, ad=header) ‖ tag`` built in one buffer.
+
+        ``plaintext`` (any contiguous buffer, e.g. a slice of a large message)
+        is encrypted where it lies and the result is copied once.
+        """
+        if len(key) != KEY_BYTES or len(nonce) != self.nonce_bytes:
+            raise ValueError("bad key or nonce length")
+        source = _ffi.from_buffer(plaintext)
+        size = len(source)
+        head = len(header)
+        out = _new_buffer("unsigned char[]", head + size + self.tag_bytes)
+        _ffi.memmove(out, header, head)
+        written = _ffi.new("unsigned long long *")
+        rc = self._encrypt(out + head, written, source, size, header, head, _ffi.NULL, nonce, key)
+        if rc != 0 or written[0] != size + self.tag_bytes:
+            raise RuntimeError("libsodium failed to encrypt a frame")
+        return _ffi.buffer(out)[:]
+
+    def open_frame_into(self, key: bytes, nonce: bytes, frame: bytes, head: int, out: bytearray | memoryview) -> None:
+        """Authenticate ``frame`` (``header ‖ ciphertext ‖ tag``, the header of ``head``
+        bytes as associated data) and decrypt its body straight into ``out``.
+
+        ``out`` must be writable and exactly as long as the plaintext. Nothing
+        but zeros is written to it unless the frame is authentic.
+
+        Raises:
+            AuthFailure: the frame is not authentic (or too short).
+        """
+        if len(key) != KEY_BYTES or len(nonce) != self.nonce_bytes:
+            raise ValueError("bad key or nonce length")
+        sealed = len(frame) - head
+        if sealed < self.tag_bytes:
+            raise AuthFailure("ciphertext shorter than its tag")
+        target = _ffi.from_buffer(out, require_writable=True)
+        if len(target) != sealed - self.tag_bytes:
+            raise ValueError("output buffer does not fit the plaintext")
+        source = _ffi.from_buffer(frame)
+        written = _ffi.new("unsigned long long *")
+        rc = self._decrypt(target, written, _ffi.NULL, source + head, sealed, source, head, nonce, key)
+        if rc != 0:
+            raise AuthFailure("authentication tag mismatch")
+
+    def open_frame(self, key: bytes, nonce: bytes, frame: bytes, head: int) -> bytes:
+        """:meth:`open_frame_into` returning a new ``bytes`` (one copy, no slicing of ``frame``)."""
+        sealed = len(frame) - head
+        if sealed < self.tag_bytes:
+            raise AuthFailure("ciphertext shorter than its tag")
+        out = _new_buffer("unsigned char[]", max(sealed - self.tag_bytes, 1))
+        view = _ffi.buffer(out, sealed - self.tag_bytes)
+        self.open_frame_into(key, nonce, frame, head, view)
+        return view[:]
 
 
-def open_frame_into(key: bytes, nonce: bytes, frame: bytes, head: int, out: bytearray | memoryview) -> None:
-    """Authenticate ``frame`` (``header ‖ ciphertext ‖ tag``, the header of ``head``
-    bytes as associated data) and decrypt its body straight into ``out``.
+CHACHA20POLY1305: Final = FrameCipher(
+    "chacha20poly1305", nonce_bytes=NONCE_BYTES, tag_bytes=TAG_BYTES,
+    encrypt=_lib.crypto_aead_chacha20poly1305_ietf_encrypt, decrypt=_lib.crypto_aead_chacha20poly1305_ietf_decrypt,
+)  # fmt: skip
+"""ChaCha20-Poly1305 (IETF): fast everywhere, so every vcpd supports it."""
 
-    ``out`` must be writable and exactly as long as the plaintext. Nothing
-    but zeros is written to it unless the frame is authentic.
+AEGIS256: Final = FrameCipher(
+    "aegis256", nonce_bytes=32, tag_bytes=32,
+    encrypt=_lib.crypto_aead_aegis256_encrypt, decrypt=_lib.crypto_aead_aegis256_decrypt,
+)  # fmt: skip
+"""AEGIS-256 (32-byte nonce and tag): several times faster than ChaCha20-Poly1305
+with hardware AES, far slower without it (see :func:`fast_ciphers`)."""
 
-    Raises:
-        AuthFailure: the frame is not authentic (or too short).
+TRAFFIC_CIPHERS: Final[Mapping[str, FrameCipher]] = MappingProxyType({c.name: c for c in (AEGIS256, CHACHA20POLY1305)})
+"""Every traffic AEAD this implementation can run, by wire name."""
+
+MAX_TAG_BYTES: Final = max(c.tag_bytes for c in TRAFFIC_CIPHERS.values())
+"""The longest tag of any traffic AEAD (bounds the size of a frame on the wire)."""
+
+
+def fast_ciphers() -> tuple[str, ...]:
+    """The traffic AEADs this process runs fast, fastest first.
+
+    libsodium runs AEGIS-256 with hardware AES when the CPU has AES-NI and
+    AVX (x86) or the ARMv8 crypto extensions, and in software otherwise, some
+    fifty times slower than ChaCha20-Poly1305: so AEGIS-256 is offered only
+    with hardware AES. ``crypto_aead_aes256gcm_is_available()`` reports
+    AES-NI, PCLMUL and AVX (x86; libsodium >= 1.0.19, as is every libsodium
+    with AEGIS) or the ARMv8 crypto extensions, which implies AEGIS-256's
+    hardware path. libsodium reads the CPU features in ``sodium_init()``,
+    which importing :mod:`nacl.bindings` (above) has run.
     """
-    if len(key) != KEY_BYTES or len(nonce) != NONCE_BYTES:
-        raise ValueError("bad key or nonce length")
-    sealed = len(frame) - head
-    if sealed < TAG_BYTES:
-        raise AuthFailure("ciphertext shorter than its tag")
-    target = _ffi.from_buffer(out, require_writable=True)
-    if len(target) != sealed - TAG_BYTES:
-        raise ValueError("output buffer does not fit the plaintext")
-    source = _ffi.from_buffer(frame)
-    written = _ffi.new("unsigned long long *")
-    rc = _lib.crypto_aead_chacha20poly1305_ietf_decrypt(
-        target, written, _ffi.NULL, source + head, sealed, source, head, nonce, key
-    )
-    if rc != 0:
-        raise AuthFailure("authentication tag mismatch")
-
-
-def open_frame(key: bytes, nonce: bytes, frame: bytes, head: int) -> bytes:
-    """:func:`open_frame_into` returning a new ``bytes`` (one copy, no slicing of ``frame``)."""
-    sealed = len(frame) - head
-    if sealed < TAG_BYTES:
-        raise AuthFailure("ciphertext shorter than its tag")
-    out = _new_buffer("unsigned char[]", max(sealed - TAG_BYTES, 1))
-    view = _ffi.buffer(out, sealed - TAG_BYTES)
-    open_frame_into(key, nonce, frame, head, view)
-    return view[:]
+    if _lib.crypto_aead_aes256gcm_is_available() == 1:
+        return (AEGIS256.name, CHACHA20POLY1305.name)
+    return (CHACHA20POLY1305.name,)
 
 
 def transcript_start(protocol_name: bytes) -> bytes:

@@ -14,8 +14,12 @@ Wire format of a frame (all integers little-endian)::
         stream  u32   0 for single-frame messages, else the message's stream id
         seq     u64   frame counter of this direction (0, 1, 2, ...)
         total   u64   length of the whole message (data) or of the reason (close)
-    ciphertext of the chunk (ChaCha20-Poly1305 IETF, nonce = 0^4 || seq)
-    tag (16 bytes)
+    ciphertext of the chunk (the traffic AEAD, nonce = zeros || seq as u64)
+    tag (16 bytes for ChaCha20-Poly1305, 32 for AEGIS-256)
+
+The traffic AEAD is negotiated by the handshake (:class:`FrameCipher`); the
+nonce fills the AEAD's nonce length (12 or 32 bytes) with zeros before the
+counter.
 
 Each direction has its own key and its own counter, and the receiver only
 ever tries the next counter value, so a replayed, reordered, dropped, modified
@@ -41,10 +45,9 @@ from typing import Final, NoReturn
 
 from vcpd.errors import ChannelError
 
-from ._crypto import KEY_BYTES, AuthFailure, counter_nonce, open_frame, open_frame_into, seal_frame
+from ._crypto import KEY_BYTES, AuthFailure, FrameCipher
 from ._pieces import Incoming, Outgoing
 from .limits import (
-    FRAME_OVERHEAD,
     HEADER_BYTES,
     MAX_BUFFERED,
     MAX_CLOSE_REASON,
@@ -56,7 +59,6 @@ from .limits import (
 )
 
 __all__ = [
-    "FRAME_OVERHEAD",
     "MAX_BUFFERED",
     "MAX_CLOSE_REASON",
     "MAX_FRAME",
@@ -91,16 +93,26 @@ class Channel:
     Args:
         send_key: 32-byte key for frames we send.
         receive_key: 32-byte key for frames we receive (a different key).
+        cipher: the traffic AEAD both sides agreed on in the handshake.
         limits: resource limits; defaults to :class:`ChannelLimits`.
+
+    Attributes:
+        cipher: the traffic AEAD of both directions.
+        frame_overhead: bytes each frame adds to its chunk (header and tag).
     """
 
-    def __init__(self, send_key: bytes, receive_key: bytes, *, limits: ChannelLimits | None = None) -> None:
+    def __init__(
+        self, send_key: bytes, receive_key: bytes, *, cipher: FrameCipher, limits: ChannelLimits | None = None
+    ) -> None:
         if len(send_key) != KEY_BYTES or len(receive_key) != KEY_BYTES:
             raise ValueError("channel keys must be 32 bytes")
         if send_key == receive_key:
             raise ValueError("send and receive keys must differ (reflection)")
         self._send_key = bytes(send_key)
         self._receive_key = bytes(receive_key)
+        self.cipher = cipher
+        self.frame_overhead = HEADER_BYTES + cipher.tag_bytes
+        self._max_wire_frame = MAX_FRAME + self.frame_overhead  # at most MAX_WIRE_FRAME
         self.limits = limits or ChannelLimits()
         self._send_seq = 0
         self._receive_seq = 0
@@ -260,7 +272,7 @@ class Channel:
             self._fail("frame counter exhausted: reconnect")
         self._send_seq = seq + 1
         header = _HEADER.pack(kind, flags, 0, stream, seq, total)
-        return seal_frame(self._send_key, counter_nonce(seq), header, chunk)
+        return self.cipher.seal_frame(self._send_key, self.cipher.nonce(seq), header, chunk)
 
     # -------------------------------------------------------------- receiving
 
@@ -284,15 +296,15 @@ class Channel:
             self._fail("frame received after the peer's close frame")
         if not isinstance(frame, bytes):
             frame = bytes(frame)
-        if len(frame) < FRAME_OVERHEAD:
+        if len(frame) < self.frame_overhead:
             self._fail(f"truncated frame of {len(frame)} bytes")
-        if len(frame) > MAX_WIRE_FRAME:
-            self._fail(f"oversized frame of {len(frame)} bytes (limit {MAX_WIRE_FRAME})")
+        if len(frame) > self._max_wire_frame:
+            self._fail(f"oversized frame of {len(frame)} bytes (limit {self._max_wire_frame})")
         kind, flags, zero, stream, seq, total = _HEADER.unpack_from(frame)
         expected = self._receive_seq
         if seq != expected:
             self._fail(f"frame out of sequence: expected #{expected}, got #{seq} (replayed, reordered or dropped)")
-        size = len(frame) - FRAME_OVERHEAD
+        size = len(frame) - self.frame_overhead
         # A later chunk of a message in reassembly is decrypted straight into
         # its slot (only zeros are written there unless the frame is authentic;
         # its header is authenticated too and checked below, as for any frame).
@@ -301,11 +313,12 @@ class Channel:
             found = self._incoming.get(stream)
             if found is not None and found.total == total and found.received + size <= total:
                 slot = memoryview(found.buffer)[found.received : found.received + size]
+        nonce = self.cipher.nonce(expected)
         try:
             if slot is None:
-                body: bytes | None = open_frame(self._receive_key, counter_nonce(expected), frame, HEADER_BYTES)
+                body: bytes | None = self.cipher.open_frame(self._receive_key, nonce, frame, HEADER_BYTES)
             else:
-                open_frame_into(self._receive_key, counter_nonce(expected), frame, HEADER_BYTES, slot)
+                self.cipher.open_frame_into(self._receive_key, nonce, frame, HEADER_BYTES, slot)
                 body = None
         except AuthFailure:
             self._fail(f"frame #{expected} failed authentication: tampered with or truncated")

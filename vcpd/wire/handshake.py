@@ -3,9 +3,9 @@
 Pattern: Noise XX with SIGMA-style signatures instead of static DH, plus a
 verdict message (docs/protocol.md, "Connections and handshake")::
 
-    1  I -> R  HELLO     version, role, e_I                       (clear)
-    2  R -> I  RESPONSE  e_R, AEAD[ key_R, party_R, params_R, sig_R ]
-    3  I -> R  IDENTIFY  AEAD[ key_I, party_I, expected, params_I, sig_I ]
+    1  I -> R  HELLO     version, role, e_I                                (clear)
+    2  R -> I  RESPONSE  e_R, AEAD[ key_R, party_R, params_R, ciphers_R, sig_R ]
+    3  I -> R  IDENTIFY  AEAD[ key_I, party_I, expected, params_I, cipher_I, sig_I ]
     4  R -> I  ACCEPT    AEAD[ empty ] over the whole transcript
     *  either  REFUSE    {kind, message, diffs}, encrypted once keys exist
 
@@ -16,6 +16,11 @@ ephemeral key; each side signs the transcript so far together with its own
 identity block, so the signature binds both ephemerals and the signer's key.
 Session keys come from the DH secret and the final transcript hash.
 
+The handshake's own AEAD is always ChaCha20-Poly1305; the channel's (traffic)
+AEAD is negotiated: the responder offers the ones it runs fast, in its order
+of preference, and the initiator picks the first it supports. Both are in
+signed blocks and in the transcript, so nobody on the path can downgrade it.
+
 The state machines only turn bytes into bytes; the websocket layer moves
 them. This module must not import trio, sockets, or any vcpd module other
 than :mod:`vcpd.errors`.
@@ -24,7 +29,7 @@ than :mod:`vcpd.errors`.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, Literal, NoReturn
@@ -35,21 +40,39 @@ from nacl.signing import SigningKey, VerifyKey
 from vcpd.errors import AuthenticationError, HandshakeError, WireError
 
 from . import _crypto as c
-from ._identity import Identity, MalformedIdentity, decode_signed, encode_block, encode_signed
+from ._crypto import fast_ciphers
+from ._identity import (
+    Identity,
+    MalformedIdentity,
+    decode_signed,
+    encode_initiator_block,
+    encode_responder_block,
+    encode_signed,
+)
 from ._refusal import KIND_AUTH, KIND_PARAMS, KIND_PROTOCOL, KIND_REFUSED, encode_refusal, refusal_error
 from .channel import Channel
 from .limits import ChannelLimits
 from .params import Difference, compare_params, mismatch_error, validate_params
 
-__all__ = ["MAX_HANDSHAKE_MESSAGE", "PROTOCOL_NAME", "VERSION", "Handshake", "HandshakeResult", "Role"]
+__all__ = [
+    "MAX_HANDSHAKE_MESSAGE",
+    "PROTOCOL_NAME",
+    "VERSION",
+    "Handshake",
+    "HandshakeResult",
+    "Role",
+    "fast_ciphers",
+]
 
 Role = Literal["peer", "client"]
 
-PROTOCOL_NAME: Final = b"vcpd/1 XX-sig X25519 Ed25519 ChaCha20-Poly1305 BLAKE2b"
-"""Absorbed first into the transcript: both sides must speak exactly this."""
+PROTOCOL_NAME: Final = b"vcpd/2 XX-sig X25519 Ed25519 ChaCha20-Poly1305 BLAKE2b"
+"""Absorbed first into the transcript: both sides must speak exactly this.
+(ChaCha20-Poly1305 is the handshake's AEAD; the traffic AEAD is negotiated.)"""
 
-VERSION: Final = 1
-"""Handshake version, in clear in HELLO so that a mismatch gets a clear refusal."""
+VERSION: Final = 2
+"""Handshake version, in clear in HELLO so that a mismatch gets a clear refusal.
+Version 2 added the traffic AEAD negotiation to the identity blocks."""
 
 MAX_HANDSHAKE_MESSAGE: Final = 64 * 1024
 """Largest handshake message sent or accepted (bounds the parameters mapping)."""
@@ -73,7 +96,8 @@ class HandshakeResult:
         peer_params: the VC parameters the other side sent (empty for a client).
         handshake_hash: final transcript hash, equal on both sides; upper
             layers may use it as a channel binding.
-        channel: the encrypted channel, ready in both directions.
+        channel: the encrypted channel, ready in both directions, with the
+            negotiated traffic AEAD.
     """
 
     role: Role
@@ -83,6 +107,11 @@ class HandshakeResult:
     peer_params: Mapping[str, str]
     handshake_hash: bytes
     channel: Channel
+
+    @property
+    def cipher(self) -> str:
+        """The negotiated traffic AEAD's name ("aegis256", "chacha20poly1305"), for logs."""
+        return self.channel.cipher.name
 
     @property
     def peer_key_b64(self) -> str:
@@ -112,6 +141,7 @@ class Handshake:
         expected_party: int | None = None,
         peer_keys: Mapping[int, bytes] | None = None,
         limits: ChannelLimits | None = None,
+        ciphers: Sequence[str] | None = None,
         random: Callable[[int], bytes] = nacl.utils.random,
     ) -> None:
         if role not in _ROLE_CODES:
@@ -124,7 +154,8 @@ class Handshake:
         self._key = bytes(identity.verify_key)
         self._role: Role = role
         self._params = None if params is None else validate_params(params, what="our VC parameters")
-        if len(encode_block(self._key, party, self._params, expected=None, initiator=False)) > _MAX_BLOCK:
+        self._ciphers = _check_ciphers(fast_ciphers() if ciphers is None else ciphers)
+        if len(encode_responder_block(self._key, party, self._params or {}, self._ciphers)) > _MAX_BLOCK:
             raise ValueError("our VC parameters are too large for a handshake message")
         self._party = party
         self._expected_key = expected_key
@@ -140,6 +171,7 @@ class Handshake:
         else:
             self._who = f"the connecting {role}"
         self._peer: Identity | None = None
+        self._cipher: str | None = None  # the traffic AEAD, once the initiator chose it
         self._result: HandshakeResult | None = None
         self.refusal: bytes | None = None
         """After :meth:`receive` raised: the message to send the other side, if any."""
@@ -155,6 +187,7 @@ class Handshake:
         party: int | None = None,
         expected_party: int | None = None,
         limits: ChannelLimits | None = None,
+        ciphers: Sequence[str] | None = None,
         random: Callable[[int], bytes] = nacl.utils.random,
     ) -> Handshake:
         """The side that opens the connection.
@@ -170,6 +203,9 @@ class Handshake:
             party: our party id (required for "peer", absent for "client").
             expected_party: the party id of the VCP we dial (required for "peer").
             limits: limits of the resulting channel.
+            ciphers: the traffic AEADs we accept ("aegis256",
+                "chacha20poly1305"); default: :func:`fast_ciphers`. We take
+                the first one of the responder's offer that is in here.
             random: CSPRNG for the ephemeral key; override only in tests.
         """
         if role == "peer" and (params is None or party is None or expected_party is None):
@@ -178,7 +214,7 @@ class Handshake:
             raise ValueError("a client has no party id")
         return cls(
             initiator=True, identity=identity, role=role, params=params, party=party, expected_key=expected_key,
-            expected_party=expected_party, limits=limits, random=random,
+            expected_party=expected_party, limits=limits, ciphers=ciphers, random=random,
         )  # fmt: skip
 
     @classmethod
@@ -191,6 +227,7 @@ class Handshake:
         party: int | None = None,
         peer_keys: Mapping[int, bytes] | None = None,
         limits: ChannelLimits | None = None,
+        ciphers: Sequence[str] | None = None,
         random: Callable[[int], bytes] = nacl.utils.random,
     ) -> Handshake:
         """The side that accepted the connection (always a VCP).
@@ -204,13 +241,16 @@ class Handshake:
                 "peer"). Clients are accepted with any key: what a client may
                 do is decided above this layer.
             limits: limits of the resulting channel.
+            ciphers: the traffic AEADs we offer, in our order of preference
+                ("aegis256", "chacha20poly1305"); default: :func:`fast_ciphers`,
+                AEGIS-256 first when this process has hardware AES.
             random: CSPRNG for the ephemeral key; override only in tests.
         """
         if role == "peer" and (party is None or not peer_keys):
             raise ValueError("a peer responder needs party and peer_keys")
         return cls(
             initiator=False, identity=identity, role=role, params=params, party=party, peer_keys=peer_keys,
-            limits=limits, random=random,
+            limits=limits, ciphers=ciphers, random=random,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ surface
@@ -299,7 +339,7 @@ class Handshake:
         self._t.mix(message)
         self._e_secret, e_public = c.x25519_keypair(self._random(c.KEY_BYTES))
         self._derive_handshake_keys(e_public, message[3:])
-        block = encode_block(self._key, self._party, self._params or {}, expected=None, initiator=False)
+        block = encode_responder_block(self._key, self._party, self._params or {}, self._ciphers)
         self._state = "identify"
         return bytes((_RESPONSE,)) + e_public + self._seal_signed(block, _SIG_RESPONDER)
 
@@ -323,10 +363,11 @@ class Handshake:
             )
         if self._params is not None and peer.params is not None:
             self._check_params(peer.params)
+        self._cipher = self._choose_cipher(peer.offered)
         self._peer = peer
         self._t.mix(ciphertext)
         sent = self._params if self._role == "peer" else None
-        block = encode_block(self._key, self._party, sent, expected=self._expected_party, initiator=True)
+        block = encode_initiator_block(self._key, self._party, self._expected_party, sent, self._cipher)
         self._state = "accept"
         return bytes((_IDENTIFY,)) + self._seal_signed(block, _SIG_INITIATOR)
 
@@ -344,6 +385,13 @@ class Handshake:
                 f"{self._who} claims party {peer.party} and expects party {peer.expected_party}",
                 "a client must not claim a party id and must expect this VCP's party id",
             )
+        if peer.chosen not in self._ciphers:
+            offered = ", ".join(self._ciphers)
+            self._protocol_error(
+                f"{self._who} chose traffic cipher {peer.chosen}, which we did not offer (we offered {offered})",
+                f"traffic cipher {peer.chosen} was not offered: this VCP offers {offered}",
+            )
+        self._cipher = peer.chosen
         self._peer = peer
         self._t.mix(message[1:])
         verdict = bytes((_ACCEPT,)) + self._t.seal(1, b"")
@@ -430,6 +478,17 @@ class Handshake:
                 f"this is party {self._party}, not party {peer.expected_party}",
             )
 
+    def _choose_cipher(self, offered: tuple[str, ...]) -> str:
+        """The first traffic AEAD of the responder's offer that we support (its preference rules)."""
+        chosen = next((name for name in offered if name in self._ciphers), None)
+        if chosen is None:
+            theirs, ours = ", ".join(offered), ", ".join(self._ciphers)
+            self._protocol_error(
+                f"no traffic cipher in common with {self._who}: it offers {theirs}, we support {ours}",
+                f"no traffic cipher in common: you offer {theirs}, this side supports {ours}",
+            )
+        return chosen
+
     def _check_params(self, theirs: Mapping[str, str]) -> None:
         assert self._params is not None
         diffs = compare_params(self._params, theirs)
@@ -439,12 +498,12 @@ class Handshake:
 
     def _finish(self) -> None:
         send, receive = self._t.traffic_keys()
-        assert self._peer is not None
+        assert self._peer is not None and self._cipher is not None
         peer = self._peer
+        channel = Channel(send, receive, cipher=c.TRAFFIC_CIPHERS[self._cipher], limits=self._limits)
         self._result = HandshakeResult(
             role=self._role, initiator=self._initiator, peer_key=peer.key, peer_party=peer.party,
-            peer_params=MappingProxyType(dict(peer.params or {})), handshake_hash=self._t.hash,
-            channel=Channel(send, receive, limits=self._limits),
+            peer_params=MappingProxyType(dict(peer.params or {})), handshake_hash=self._t.hash, channel=channel,
         )  # fmt: skip
         self._state = "done"
         self._t.wipe()
@@ -470,6 +529,19 @@ class Handshake:
 
     def _auth_error(self, local: str, remote: str) -> NoReturn:
         self._fail(AuthenticationError(local), KIND_AUTH, remote)
+
+
+def _check_ciphers(names: Sequence[str]) -> tuple[str, ...]:
+    """Our traffic AEADs as given by the caller: known, distinct, at least one."""
+    if isinstance(names, str) or not names:
+        raise ValueError("ciphers must be a non-empty sequence of cipher names")
+    chosen = tuple(names)
+    unknown = [name for name in chosen if name not in c.TRAFFIC_CIPHERS]
+    if unknown:
+        raise ValueError(f"unknown traffic cipher {unknown[0]!r}: known are {', '.join(c.TRAFFIC_CIPHERS)}")
+    if len(set(chosen)) != len(chosen):
+        raise ValueError("ciphers repeat a name")
+    return chosen
 
 
 def _sign(identity: SigningKey, data: bytes) -> bytes:

@@ -14,10 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from ._crypto import TAG_BYTES
+from ._crypto import MAX_TAG_BYTES
 
 __all__ = [
-    "FRAME_OVERHEAD",
     "HEADER_BYTES",
     "MAX_BUFFERED",
     "MAX_CLOSE_REASON",
@@ -46,12 +45,10 @@ MAX_CLOSE_REASON: Final = 256
 HEADER_BYTES: Final = 24
 """Size of the frame header (see :mod:`vcpd.wire.channel`)."""
 
-FRAME_OVERHEAD: Final = HEADER_BYTES + TAG_BYTES
-"""Bytes a frame adds to its chunk."""
-
-MAX_WIRE_FRAME: Final = MAX_FRAME + FRAME_OVERHEAD
-"""Largest websocket message a channel produces or accepts: set the websocket
-library's message size limit to at least this."""
+MAX_WIRE_FRAME: Final = MAX_FRAME + HEADER_BYTES + MAX_TAG_BYTES
+"""Largest websocket message a channel produces or accepts, whatever its traffic
+cipher: set the websocket library's message size limit to at least this. (What
+one frame adds to its chunk depends on the cipher: :attr:`Channel.frame_overhead`.)"""
 
 
 @dataclass(frozen=True, slots=True)

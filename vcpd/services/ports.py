@@ -11,20 +11,27 @@ passes the concrete objects in.
   VCP runs with the same request id, :meth:`~TupleSource.take` hands out the
   shares and records them consumed, :meth:`~TupleSource.discard` gives up a
   reservation (its tuples are burnt, never returned).
+* :class:`TakingTupleSource` and :func:`take_tuples` -- reserve and take in
+  one step where the source can (the tuple store: one message instead of
+  three round trips and three store writes), with reserve/take/discard
+  otherwise; the secret store and the executor both take tuples this way.
 * :class:`TupleSink` -- what tuple producers call (the generator, and later
   the MASCOT backend) to store tuple shares as chunks of a job and to make a
   job usable or delete it.
 
-This module holds Protocols and frozen value types only. It may import
-:mod:`vcpd.errors` and :mod:`vcpd.math`; nothing else from vcpd (in
-particular no service package, no net, api, node or daemon).
+This module holds Protocols, frozen value types and :func:`take_tuples`,
+which only calls them. It may import :mod:`vcpd.errors` and
+:mod:`vcpd.math`; nothing else from vcpd (in particular no service package,
+no net, api, node or daemon).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
+
+import trio
 
 from vcpd.math.shares import Shares
 
@@ -125,6 +132,39 @@ class TupleSource(Protocol):
     async def discard(self, reservation: Reservation) -> None:
         """Give up an open reservation; its tuples are burnt, never reused."""
         ...
+
+
+@runtime_checkable
+class TakingTupleSource(TupleSource, Protocol):
+    """A tuple source that can reserve and take in one multi-party step.
+
+    The tuple store offers it (``TupleStore.reserve_and_take``): it saves
+    store writes and round trips on every request. Other sources (test
+    dealers) are used through ``reserve`` and ``take``.
+    """
+
+    async def reserve_and_take(self, request_id: str, counts: Mapping[str, int]) -> dict[str, list[Shares]]:
+        """Reserve ``counts`` with every VCP and return this VCP's shares, recorded consumed."""
+        ...
+
+
+async def take_tuples(source: TupleSource, request_id: str, counts: Mapping[str, int]) -> dict[str, list[Shares]]:
+    """Reserve ``counts`` under ``request_id`` (with every VCP) and take them.
+
+    Once this returns the tuples are recorded consumed on this VCP; if taking
+    fails the reservation is discarded, so no tuple is ever handed out twice.
+    Every VCP must take the same path: they all run the same vcpd with the
+    same kind of source.
+    """
+    if isinstance(source, TakingTupleSource):
+        return await source.reserve_and_take(request_id, counts)
+    reservation = await source.reserve(request_id, counts)
+    try:
+        return await source.take(reservation)
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await source.discard(reservation)
+        raise
 
 
 class TupleSink(Protocol):

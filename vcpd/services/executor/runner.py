@@ -44,7 +44,7 @@ from vcpd.errors import ProgramError, RequestError, SessionAborted, VcpError
 from vcpd.math import FieldArray, PrimeField, Shares
 from vcpd.protocol.online import OnlineParty
 from vcpd.protocol.transport import Session, Transport
-from vcpd.services.ports import SecretEncoding, SecretSource, TupleSource
+from vcpd.services.ports import SecretEncoding, SecretSource, TupleSource, take_tuples
 
 from .budget import Budget
 from .context import ProgramContext, activate
@@ -140,8 +140,10 @@ class RunParts:
 class ThreadChannel:
     """The engine's network, called from the program's worker thread.
 
-    Tuple reservations are made and taken in one step; a reservation whose
-    take fails (or is cancelled) is discarded, so none is left open.
+    Tuple reservations are made and taken in one step
+    (:func:`~vcpd.services.ports.take_tuples`: one message among the VCPs
+    with the tuple store); a reservation whose take fails (or is cancelled)
+    is discarded, so none is left open.
     """
 
     def __init__(self, online: OnlineParty, tuples: TupleSource, request_prefix: str) -> None:
@@ -156,13 +158,7 @@ class ThreadChannel:
 
     async def _reserve(self, counts: dict[str, int]) -> dict[str, list[Shares]]:
         self._reservations += 1
-        reservation = await self._tuples.reserve(f"{self._prefix}.{self._reservations}", counts)
-        try:
-            taken = await self._tuples.take(reservation)
-        except BaseException:
-            with trio.CancelScope(shield=True):
-                await self._tuples.discard(reservation)
-            raise
+        taken = await take_tuples(self._tuples, f"{self._prefix}.{self._reservations}", counts)
         for kind, count in counts.items():
             self.tuples_used[kind] = self.tuples_used.get(kind, 0) + count
         return taken

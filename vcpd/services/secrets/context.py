@@ -2,12 +2,10 @@
 
 :class:`ProtocolContext` bundles one VCP's store, transport, tuple source,
 field and MAC key share; :func:`request_session` opens a request's session
-under a deadline; :func:`take_tuples` reserves and takes tuples so that a
-reservation is either consumed (durably, by the tuple source, before
-anything derived from it is sent) or discarded -- never left open, never
-returned to the pool -- in one multi-party step when the tuple source offers
-it (:class:`TakingTupleSource`); :func:`agree_while_taking` runs a request's
-agreement and its reservation side by side.
+under a deadline; :func:`agree_while_taking` runs a request's agreement and
+its reservation (:func:`vcpd.services.ports.take_tuples`: consumed durably
+before anything derived from it is sent, or discarded -- never left open,
+never returned to the pool) side by side.
 
 This module must not import any vcpd module other than :mod:`vcpd.errors`,
 :mod:`vcpd.math`, :mod:`vcpd.protocol`, :mod:`vcpd.store` and
@@ -29,7 +27,7 @@ import trio
 from vcpd.errors import RequestError, SessionAborted, VcpInternalError
 from vcpd.math import PrimeField, Shares
 from vcpd.protocol.transport import Session, Transport
-from vcpd.services.ports import TupleSource
+from vcpd.services.ports import TupleSource, take_tuples
 from vcpd.store import Store
 
 from .agreement import Agreement, agree
@@ -40,11 +38,9 @@ __all__ = [
     "OnlineFactory",
     "ProtocolContext",
     "SessionIds",
-    "TakingTupleSource",
     "agree_while_taking",
     "request_session",
     "session_name",
-    "take_tuples",
     "tuples_for",
 ]
 
@@ -145,37 +141,6 @@ def tuples_for(n: int, per_element: Mapping[str, int]) -> dict[str, int]:
     return {kind: count * n for kind, count in per_element.items()}
 
 
-@runtime_checkable
-class TakingTupleSource(TupleSource, Protocol):
-    """A tuple source that can reserve and take in one multi-party step.
-
-    The tuple store offers it (``TupleStore.reserve_and_take``): it saves
-    store writes and round trips on every client request. Other sources
-    (test dealers) are used through ``reserve`` and ``take``.
-    """
-
-    async def reserve_and_take(self, request_id: str, counts: Mapping[str, int]) -> dict[str, list[Shares]]:
-        """Reserve ``counts`` with every VCP and return this VCP's shares, recorded consumed."""
-        ...
-
-
-async def take_tuples(ctx: ProtocolContext, request_id: str, counts: Mapping[str, int]) -> dict[str, list[Shares]]:
-    """Reserve ``counts`` under ``request_id`` (with every VCP) and take them.
-
-    Once this returns the tuples are recorded consumed on this VCP; if taking
-    fails the reservation is discarded, so no tuple is ever handed out twice.
-    """
-    if isinstance(ctx.tuples, TakingTupleSource):
-        return await ctx.tuples.reserve_and_take(request_id, counts)
-    reservation = await ctx.tuples.reserve(request_id, counts)
-    try:
-        return await ctx.tuples.take(reservation)
-    except BaseException:
-        with trio.CancelScope(shield=True):
-            await ctx.tuples.discard(reservation)
-        raise
-
-
 async def agree_while_taking(
     ctx: ProtocolContext,
     session: Session,
@@ -211,7 +176,7 @@ async def agree_while_taking(
 
     async def take_tuples_now(request_id: str, counts: Mapping[str, int]) -> None:
         try:
-            taken.update(await take_tuples(ctx, request_id, counts))
+            taken.update(await take_tuples(ctx.tuples, request_id, counts))
         except Exception as exc:  # reported after the agreement, never cancels it
             failure.append(exc)
         finally:

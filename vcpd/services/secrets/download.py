@@ -27,10 +27,11 @@ from typing import Any
 
 from vcpd.errors import FieldError, RequestError, SessionAborted
 from vcpd.math import Shares
+from vcpd.services.ports import take_tuples
 
 from . import acl, storage
 from .agreement import agree, digest
-from .context import ProtocolContext, request_session, session_name, take_tuples, tuples_for
+from .context import ProtocolContext, request_session, session_name, tuples_for
 from .delivery import DOWNLOAD_TUPLES_PER_ELEMENT, deliver
 from .model import encoding_to_wire
 
@@ -85,7 +86,7 @@ async def download(ctx: ProtocolContext, caller: str, secret_id: str, request_id
             except FieldError as exc:
                 raise SessionAborted(session.id, f"the stored shares of secret {secret_id} are corrupt") from exc
             n = record.length
-            tuples = await take_tuples(ctx, f"secrets.get/{request_id}", tuples_for(n, DOWNLOAD_TUPLES_PER_ELEMENT))
+            tuples = await take_tuples(ctx.tuples, f"secrets.get/{request_id}", tuples_for(n, DOWNLOAD_TUPLES_PER_ELEMENT))
             shares = await deliver(
                 ctx.online(session, ctx.field, ctx.alpha_share),
                 y,

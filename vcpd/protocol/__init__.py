@@ -29,6 +29,7 @@ from .online import DEFAULT_ROUND_TIMEOUT as DEFAULT_ROUND_TIMEOUT
 from .online import OnlineParty as OnlineParty
 from .online import OnlineStatistics as OnlineStatistics
 from .rounds import exchange_all as exchange_all
+from .rounds import exchange_each as exchange_each
 from .tonelli import sqrt as sqrt
 from .transport import Session as Session
 from .transport import Transport as Transport
@@ -51,6 +52,7 @@ __all__ = [
     "commit",
     "commit_and_open",
     "exchange_all",
+    "exchange_each",
     "mul_prepare",
     "open_commitment",
     "sqrt",

@@ -4,6 +4,8 @@ Re-exports the public names of :mod:`.transport` (the Session/Transport
 contract), :mod:`.online` (:class:`OnlineParty`: openings, MAC checks, Beaver
 products, squares, bits), :mod:`.beaver` (tuple operations split around their
 opening), :mod:`.maccheck`, :mod:`.commit`, :mod:`.rounds` and :mod:`.tonelli`.
+:mod:`.split_open` (large openings summed range by range) is used by
+:class:`OnlineParty` and not re-exported.
 
 This package may import from vcpd only errors, config, keys, logs, math and
 wire — never net, testing, services, api, node or daemon.

@@ -27,7 +27,10 @@ Invariants:
   (each keeps its own label and is checked like any other).
 * One bytes payload per peer per opening (one message per peer per flight
   with ``bundle_flights``), and a handful of vector operations per element (a
-  Beaver product costs four field products per element and party).
+  Beaver product costs four field products per element and party). Large
+  flights between three or more VCPs are opened split, each VCP summing one
+  range, in two rounds with a third fewer bytes and (n−1)/n instead of n−1
+  additions per element (:mod:`.split_open`).
 
 This module must not import vcpd.net, vcpd.testing, services, api, node or
 daemon; from vcpd it uses only errors, math and this package. No shares, MACs
@@ -50,6 +53,7 @@ import trio
 from vcpd.errors import FieldError, MacCheckFailure, SessionAborted, VcpError
 from vcpd.math import FieldArray, PrimeField, Shares
 
+from . import split_open
 from .beaver import Prepared, SquarePair, Triple, bits_prepare, mul_prepare, square_prepare
 from .maccheck import EarlySeed, OpeningLog, batch_mac_check, early_seed_commitment
 from .rounds import exchange_each, payload_size
@@ -123,8 +127,13 @@ class OnlineStatistics:
     """Counters of one :class:`OnlineParty` (this VCP's view).
 
     Attributes:
-        rounds: network rounds (every exchange, MAC-check rounds included).
-        open_rounds: rounds that opened values.
+        rounds: network rounds (every exchange, MAC-check rounds included; a
+            split opening flight counts its two rounds).
+        open_rounds: openings (labelled ``open.k``), each counted once
+            whatever the number of network rounds it took (two when split), so
+            that it matches the round counts of the cost models
+            (:mod:`vcpd.protocol.nonlinear.cost`). Openings sent in one
+            flight count one each.
         openings: field elements opened.
         mac_checks: MAC checks that ran (and passed).
         checked: opened elements covered by those checks.
@@ -381,7 +390,9 @@ class OnlineParty:
 
         The result is **not yet trusted**: it is recorded for the next
         :meth:`mac_check`, and nothing derived from it may leave the VC before
-        that check passes. One message per peer, whatever the length.
+        that check passes. One message per peer, whatever the length (one per
+        peer in each of two rounds for a large opening between three or more
+        VCPs, which is opened split: :mod:`.split_open`).
 
         Raises:
             SessionAborted: a peer sent a malformed opening, aborted, or timed out.
@@ -432,7 +443,9 @@ class OnlineParty:
         return await self._open_groups(groups)
 
     async def _open_groups(self, groups: Sequence[Sequence[Shares]]) -> list[list[FieldArray]]:
-        """Send the queued openings and one opening per non-empty group in one flight."""
+        """Send the queued openings and one opening per non-empty group in one
+        flight: one round, or two when the flight is opened split
+        (:func:`.split_open.use_split`: n ≥ 3 and at least 64 KiB per peer)."""
         queued, self._queued = self._queued, []
         openings: list[tuple[str, Shares]] = [(step, shares) for step, shares, _ in queued]
         plan: list[tuple[int, list[int]] | None] = []  # per group: its opening's index, the parts' lengths
@@ -457,10 +470,22 @@ class OnlineParty:
             commitment, opening = early_seed_commitment(self._party, self.session_id, label)
             early = (label, opening)
             extras.append((f"{label}.seed.early", commitment))
-        items = [(step, shares.values.to_bytes()) for step, shares in openings]
-        answers = await self._exchange_flight(items + extras)
-        opened = [await self._combine(step, shares.values, answers[k]) for k, (step, shares) in enumerate(openings)]
-        extra_answers = answers[len(openings) :]
+        if split_open.use_split(self._n, [len(shares) for _, shares in openings]):
+            opened, extra_answers = await split_open.open_split(
+                self._exchange_each,
+                self._compute,
+                session_id=self.session_id,
+                party=self._party,
+                n_parties=self._n,
+                field=self._field,
+                openings=[(step, shares.values) for step, shares in openings],
+                extras=extras,
+            )
+        else:
+            items = [(step, shares.values.to_bytes()) for step, shares in openings]
+            answers = await self._exchange_flight(items + extras)
+            opened = [await self._combine(step, shares.values, answers[k]) for k, (step, shares) in enumerate(openings)]
+            extra_answers = answers[len(openings) :]
         if early is not None:
             self._early = EarlySeed(early[0], early[1], extra_answers[-1])
         for (_, shares), values in zip(openings, opened, strict=True):

@@ -4,6 +4,8 @@ Re-exports the public names of :mod:`.transport` (the Session/Transport
 contract), :mod:`.online` (:class:`OnlineParty`: openings, MAC checks, Beaver
 products, squares, bits), :mod:`.beaver` (tuple operations split around their
 opening), :mod:`.maccheck`, :mod:`.commit`, :mod:`.rounds` and :mod:`.tonelli`.
+:mod:`.split_open` (large openings summed range by range) is used by
+:class:`OnlineParty` and not re-exported.
 
 This package may import from vcpd only errors, config, keys, logs, math and
 wire — never net, testing, services, api, node or daemon.
@@ -29,6 +31,7 @@ from .online import DEFAULT_ROUND_TIMEOUT as DEFAULT_ROUND_TIMEOUT
 from .online import OnlineParty as OnlineParty
 from .online import OnlineStatistics as OnlineStatistics
 from .rounds import exchange_all as exchange_all
+from .rounds import exchange_each as exchange_each
 from .tonelli import sqrt as sqrt
 from .transport import Session as Session
 from .transport import Transport as Transport
@@ -51,6 +54,7 @@ __all__ = [
     "commit",
     "commit_and_open",
     "exchange_all",
+    "exchange_each",
     "mul_prepare",
     "open_commitment",
     "sqrt",

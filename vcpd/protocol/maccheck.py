@@ -20,7 +20,8 @@ all pending opened values v_j at once, that Σ_i m_{j,i} = α·v_j
    §1.3); accept iff every a agrees and Σ σ_i = 0.
 
 **Broadcast consistency.** Partial openings go over point-to-point links,
-so a VCP could send different shares of one opening to different peers,
+so a VCP could send different shares of one opening to different peers
+(or, in a split opening, :mod:`.split_open`, different sums of its range),
 leaving honest VCPs with different views of the "public" values. Step 4
 catches that: the coefficients are tossed after every view is fixed, so two
 views that differ anywhere give different a with probability at least

@@ -27,7 +27,10 @@ Invariants:
   (each keeps its own label and is checked like any other).
 * One bytes payload per peer per opening (one message per peer per flight
   with ``bundle_flights``), and a handful of vector operations per element (a
-  Beaver product costs four field products per element and party).
+  Beaver product costs four field products per element and party). Large
+  flights between three or more VCPs are opened split, each VCP summing one
+  range, in two rounds with a third fewer bytes and (n−1)/n instead of n−1
+  additions per element (:mod:`.split_open`).
 
 This module must not import vcpd.net, vcpd.testing, services, api, node or
 daemon; from vcpd it uses only errors, math and this package. No shares, MACs
@@ -50,9 +53,10 @@ import trio
 from vcpd.errors import FieldError, MacCheckFailure, SessionAborted, VcpError
 from vcpd.math import FieldArray, PrimeField, Shares
 
+from . import split_open
 from .beaver import Prepared, SquarePair, Triple, bits_prepare, mul_prepare, square_prepare
 from .maccheck import EarlySeed, OpeningLog, batch_mac_check, early_seed_commitment
-from .rounds import exchange_all, payload_size
+from .rounds import exchange_each, payload_size
 from .transport import Session
 
 __all__ = [
@@ -123,8 +127,13 @@ class OnlineStatistics:
     """Counters of one :class:`OnlineParty` (this VCP's view).
 
     Attributes:
-        rounds: network rounds (every exchange, MAC-check rounds included).
-        open_rounds: rounds that opened values.
+        rounds: network rounds (every exchange, MAC-check rounds included; a
+            split opening flight counts its two rounds).
+        open_rounds: openings (labelled ``open.k``), each counted once
+            whatever the number of network rounds it took (two when split), so
+            that it matches the round counts of the cost models
+            (:mod:`vcpd.protocol.nonlinear.cost`). Openings sent in one
+            flight count one each.
         openings: field elements opened.
         mac_checks: MAC checks that ran (and passed).
         checked: opened elements covered by those checks.
@@ -141,50 +150,6 @@ class OnlineStatistics:
     pending: int = 0
     bytes_sent: int = 0
     messages_sent: int = 0
-
-
-async def _exchange_steps(session: Session, items: Sequence[tuple[str, Any]], timeout: float) -> list[dict[int, Any]]:
-    """:func:`~vcpd.protocol.rounds.exchange_all` for several labelled payloads at once.
-
-    Per peer, one task sends every payload and one receives every answer, all
-    concurrently; the first failure is raised plainly, and peers still silent
-    after ``timeout`` seconds fail the session (naming them), as there.
-    """
-    peers = [k for k in range(session.n_parties) if k != session.party]
-    results: list[dict[int, Any]] = [{session.party: payload} for _, payload in items]
-    failures: list[VcpError] = []
-
-    async def send_to(peer: int, scope: trio.CancelScope) -> None:
-        try:
-            for step, payload in items:
-                await session.send(peer, step, payload)
-        except VcpError as exc:
-            failures.append(exc)
-            scope.cancel()
-
-    async def receive_from(peer: int, scope: trio.CancelScope) -> None:
-        try:
-            for index, (step, _) in enumerate(items):
-                results[index][peer] = await session.receive(peer, step)
-        except VcpError as exc:
-            failures.append(exc)
-            scope.cancel()
-
-    with trio.move_on_after(timeout) as timer:
-        async with trio.open_nursery() as nursery:
-            for peer in peers:
-                nursery.start_soon(send_to, peer, nursery.cancel_scope)
-                nursery.start_soon(receive_from, peer, nursery.cancel_scope)
-    if failures:
-        raise failures[0]
-    if timer.cancelled_caught:
-        missing = sorted({f"{step!r} from VCP {k}" for k in peers for i, (step, _) in enumerate(items) if k not in results[i]})
-        if missing:
-            reason = f"no message {', '.join(missing)} within {timeout:g} s"
-        else:
-            reason = f"could not send {items[0][0]!r} to every peer within {timeout:g} s"
-        raise SessionAborted(session.id, reason)
-    return results
 
 
 def _guarded(
@@ -326,31 +291,11 @@ class OnlineParty:
     # ------------------------------------------------------------ rounds
 
     async def _exchange(self, step: str, payload: Any) -> dict[int, Any]:
-        """One round through :func:`~vcpd.protocol.rounds.exchange_all`, counted.
+        """One round: ``payload`` to every peer, every party's payload back; counted.
 
         Any failure (including cancellation) ends the object.
         """
-        self._ensure_usable()
-        if self._in_round:
-            # Labels come from counters, so two concurrent rounds could get
-            # their labels in different orders on different VCPs.
-            raise RuntimeError("OnlineParty runs one operation at a time; await each before starting the next")
-        self._in_round = True
-        try:
-            results = await exchange_all(self._session, step, payload, timeout=self._timeout)
-        except BaseException as exc:
-            self._mark_failed(exc)
-            raise
-        finally:
-            self._in_round = False
-        sent = len(self._peers)
-        self._stats = dataclasses.replace(
-            self._stats,
-            rounds=self._stats.rounds + 1,
-            bytes_sent=self._stats.bytes_sent + sent * payload_size(payload),
-            messages_sent=self._stats.messages_sent + sent,
-        )
-        return results
+        return (await self._exchange_flight([(step, payload)]))[0]
 
     async def _exchange_flight(self, items: Sequence[tuple[str, Any]]) -> list[dict[int, Any]]:
         """Several labelled payloads to every peer in **one** flight (one round of
@@ -359,39 +304,76 @@ class OnlineParty:
         The payloads must not depend on each other's answers. Any failure
         (including cancellation) ends the object, as in :meth:`_exchange`.
         """
-        if len(items) == 1:
-            step, payload = items[0]
-            return [await self._exchange(step, payload)]
-        if self._bundle and sum(payload_size(payload) for _, payload in items) <= BUNDLE_BYTES:
-            # One message per peer: the payloads in order, under the joined labels.
-            step = "+".join(label for label, _ in items)
-            bundled = await self._exchange(step, [payload for _, payload in items])
-            results: list[dict[int, Any]] = [{} for _ in items]
-            for peer, payloads in bundled.items():
-                if not isinstance(payloads, list) or len(payloads) != len(items):
-                    raise self._deviated(peer, f"malformed bundle at step {step!r}")
-                for index, payload in enumerate(payloads):
-                    results[index][peer] = payload
-            return results
+        answers = await self._exchange_each(
+            {peer: list(items) for peer in self._peers},
+            {peer: [(step, payload_size(payload)) for step, payload in items] for peer in self._peers},
+        )
+        return [
+            {self._party: payload, **{peer: answers[peer][index] for peer in self._peers}}
+            for index, (_, payload) in enumerate(items)
+        ]
+
+    async def _exchange_each(
+        self, sends: dict[int, list[tuple[str, Any]]], receives: dict[int, list[tuple[str, int]]]
+    ) -> dict[int, list[Any]]:
+        """One round through :func:`~vcpd.protocol.rounds.exchange_each`: ``sends[peer]``
+        (labelled payloads) to each peer, ``receives[peer]`` (labels and expected
+        sizes) from each; counted as one round.
+
+        With ``bundle_flights``, the payloads of a link go as one message when
+        there are several of at most :data:`BUNDLE_BYTES` together (labelled
+        ``"<step>+<step>+..."``, the payloads in order); the receiving end
+        decides alike from the expected sizes. Any failure (including
+        cancellation) ends the object.
+        """
         self._ensure_usable()
         if self._in_round:
+            # Labels come from counters, so two concurrent rounds could get
+            # their labels in different orders on different VCPs.
             raise RuntimeError("OnlineParty runs one operation at a time; await each before starting the next")
+
+        def bundled(sizes: list[int]) -> bool:
+            return self._bundle and len(sizes) > 1 and sum(sizes) <= BUNDLE_BYTES
+
+        wire_sends: dict[int, list[tuple[str, Any]]] = {}
+        for peer, items in sends.items():
+            if bundled([payload_size(payload) for _, payload in items]):
+                wire_sends[peer] = [("+".join(step for step, _ in items), [payload for _, payload in items])]
+            else:
+                wire_sends[peer] = items
+        wire_receives: dict[int, list[str]] = {}
+        for peer, expected in receives.items():
+            steps = [step for step, _ in expected]
+            wire_receives[peer] = ["+".join(steps)] if bundled([size for _, size in expected]) else steps
         self._in_round = True
         try:
-            results = await _exchange_steps(self._session, items, self._timeout)
+            answers = await exchange_each(self._session, wire_sends, wire_receives, timeout=self._timeout)
         except BaseException as exc:
             self._mark_failed(exc)
             raise
         finally:
             self._in_round = False
-        sent = len(self._peers)
         self._stats = dataclasses.replace(
             self._stats,
             rounds=self._stats.rounds + 1,
-            bytes_sent=self._stats.bytes_sent + sent * sum(payload_size(p) for _, p in items),
-            messages_sent=self._stats.messages_sent + sent * len(items),
+            bytes_sent=self._stats.bytes_sent + sum(payload_size(p) for items in sends.values() for _, p in items),
+            messages_sent=self._stats.messages_sent + sum(len(items) for items in wire_sends.values()),
         )
-        return results
+        for peer, items in receives.items():
+            if len(wire_receives[peer]) == 1 and len(items) > 1:
+                payloads = answers[peer][0]
+                if not isinstance(payloads, list) or len(payloads) != len(items):
+                    raise self._deviated(peer, f"malformed bundle at step {wire_receives[peer][0]!r}")
+                answers[peer] = payloads
+        return answers
+
+    async def _compute(self, fn: Callable[[], R], size: int) -> R:
+        """``fn()``; in a worker thread with ``worker_threads`` when ``size`` (bytes
+        per peer) reaches :data:`THREAD_BYTES`, so the event loop keeps serving
+        the links (numpy drops the GIL for most of the work)."""
+        if self._threads and size >= THREAD_BYTES:
+            return await trio.to_thread.run_sync(fn)
+        return fn()
 
     def _deviated(self, peer: int, what: str) -> SessionAborted:
         self._mark_failed(SessionAborted(self.session_id, f"VCP {peer} deviated from the protocol: {what}"))
@@ -408,7 +390,9 @@ class OnlineParty:
 
         The result is **not yet trusted**: it is recorded for the next
         :meth:`mac_check`, and nothing derived from it may leave the VC before
-        that check passes. One message per peer, whatever the length.
+        that check passes. One message per peer, whatever the length (one per
+        peer in each of two rounds for a large opening between three or more
+        VCPs, which is opened split: :mod:`.split_open`).
 
         Raises:
             SessionAborted: a peer sent a malformed opening, aborted, or timed out.
@@ -459,9 +443,12 @@ class OnlineParty:
         return await self._open_groups(groups)
 
     async def _open_groups(self, groups: Sequence[Sequence[Shares]]) -> list[list[FieldArray]]:
-        plan: list[tuple[str, Shares, list[int]] | None] = []
+        """Send the queued openings and one opening per non-empty group in one
+        flight: one round, or two when the flight is opened split
+        (:func:`.split_open.use_split`: n ≥ 3 and at least 64 KiB per peer)."""
         queued, self._queued = self._queued, []
-        items: list[tuple[str, Any]] = [(step, shares.values.to_bytes()) for step, shares, _ in queued]
+        openings: list[tuple[str, Shares]] = [(step, shares) for step, shares, _ in queued]
+        plan: list[tuple[int, list[int]] | None] = []  # per group: its opening's index, the parts' lengths
         for parts in groups:
             lengths = [len(part) for part in parts]
             if sum(lengths) == 0:
@@ -470,49 +457,58 @@ class OnlineParty:
             joined = parts[0] if len(parts) == 1 else Shares.concat([part for part in parts if len(part)])
             if joined.field != self._field:
                 raise FieldError("shares belong to another field than this online phase")
-            step = self._label("open", self._opens)
+            plan.append((len(openings), lengths))
+            openings.append((self._label("open", self._opens), joined))
             self._opens += 1
-            plan.append((step, joined, lengths))
-            items.append((step, joined.values.to_bytes()))
-        if not items:
+        if not openings:
             return [[self._field.zeros(0) for _ in parts] for parts in groups]
+        extras: list[tuple[str, Any]] = []
         early: tuple[str, bytes] | None = None
         if self._precommit and self._early is None:
             # The seed commitment of the next check rides along with its first opening.
             label = self._label("mac", self._checks)
             commitment, opening = early_seed_commitment(self._party, self.session_id, label)
             early = (label, opening)
-            items.append((f"{label}.seed.early", commitment))
-        answers = await self._exchange_flight(items)
-        if early is not None:
-            self._early = EarlySeed(early[0], early[1], answers[-1])
-        position = 0
-        for step, shares, deferred in queued:
-            opened = await self._combine(step, shares.values, answers[position])
-            position += 1
-            self._log.record(opened, shares.macs)
-            self._stats = dataclasses.replace(
-                self._stats, open_rounds=self._stats.open_rounds + 1, openings=self._stats.openings + len(shares)
+            extras.append((f"{label}.seed.early", commitment))
+        if split_open.use_split(self._n, [len(shares) for _, shares in openings]):
+            opened, extra_answers = await split_open.open_split(
+                self._exchange_each,
+                self._compute,
+                session_id=self.session_id,
+                party=self._party,
+                n_parties=self._n,
+                field=self._field,
+                openings=[(step, shares.values) for step, shares in openings],
+                extras=extras,
             )
-            deferred._value = opened
+        else:
+            items = [(step, shares.values.to_bytes()) for step, shares in openings]
+            answers = await self._exchange_flight(items + extras)
+            opened = [await self._combine(step, shares.values, answers[k]) for k, (step, shares) in enumerate(openings)]
+            extra_answers = answers[len(openings) :]
+        if early is not None:
+            self._early = EarlySeed(early[0], early[1], extra_answers[-1])
+        for (_, shares), values in zip(openings, opened, strict=True):
+            self._log.record(values, shares.macs)
+        self._stats = dataclasses.replace(
+            self._stats,
+            open_rounds=self._stats.open_rounds + len(openings),
+            openings=self._stats.openings + sum(len(shares) for _, shares in openings),
+        )
+        for (_, _, deferred), values in zip(queued, opened, strict=False):
+            deferred._value = values
         results: list[list[FieldArray]] = []
         for parts, entry in zip(groups, plan, strict=True):
             if entry is None:
                 results.append([self._field.zeros(0) for _ in parts])
                 continue
-            step, joined, lengths = entry
-            opened = await self._combine(step, joined.values, answers[position])
-            position += 1
-            self._log.record(opened, joined.macs)
-            self._stats = dataclasses.replace(
-                self._stats, open_rounds=self._stats.open_rounds + 1, openings=self._stats.openings + len(joined)
-            )
+            index, lengths = entry
             if len(parts) == 1:
-                results.append([opened])
+                results.append([opened[index]])
                 continue
             split, start = [], 0
             for n in lengths:
-                split.append(opened[start : start + n])
+                split.append(opened[index][start : start + n])
                 start += n
             results.append(split)
         return results
@@ -540,11 +536,7 @@ class OnlineParty:
                     ) from None
             return total
 
-        if not self._threads or expected < THREAD_BYTES:
-            return add_all()
-        # Large: add in a worker thread (numpy drops the GIL for most of the
-        # work), keeping the event loop free for the links.
-        return await trio.to_thread.run_sync(add_all)
+        return await self._compute(add_all, expected)
 
     @_guarded
     async def mac_check(self) -> None:

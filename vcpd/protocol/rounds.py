@@ -15,6 +15,7 @@ daemon; from vcpd it uses only errors and this package.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import trio
@@ -23,7 +24,7 @@ from vcpd.errors import SessionAborted, VcpError
 
 from .transport import Session
 
-__all__ = ["exchange_all", "payload_size"]
+__all__ = ["exchange_all", "exchange_each", "payload_size"]
 
 
 async def exchange_all(session: Session, step: str, payload: Any, *, timeout: float = math.inf) -> dict[int, Any]:
@@ -69,6 +70,75 @@ async def exchange_all(session: Session, step: str, payload: Any, *, timeout: fl
             reason = f"no message {step!r} from VCP {', '.join(missing)} within {timeout:g} s"
         else:
             reason = f"could not send {step!r} to every peer within {timeout:g} s"
+        raise SessionAborted(session.id, reason)
+    return results
+
+
+async def exchange_each(
+    session: Session,
+    sends: Mapping[int, Sequence[tuple[str, Any]]],
+    receives: Mapping[int, Sequence[str]],
+    *,
+    timeout: float = math.inf,
+) -> dict[int, list[Any]]:
+    """One round with different payloads per peer: send ``sends[peer]`` (labelled
+    payloads, in order) to each peer and receive the steps ``receives[peer]``.
+
+    Per peer, one task sends its payloads and one receives its answers, all
+    concurrently; the failure semantics are those of :func:`exchange_all`.
+    Peers missing from ``sends`` (``receives``) get (are expected to send)
+    nothing. :func:`exchange_all` is the case of one payload, the same for
+    every peer.
+
+    Returns:
+        For each peer in ``receives``, its payloads in the order of the steps.
+
+    Raises:
+        PeerUnavailable, SessionAborted, WireError: the first failure of any
+            send or receive (the others are cancelled).
+        SessionAborted: some expected message did not arrive within
+            ``timeout`` seconds (the message names the steps and peers).
+    """
+    results: dict[int, list[Any]] = {peer: [] for peer in receives}
+    failures: list[VcpError] = []
+
+    async def send_to(peer: int, items: Sequence[tuple[str, Any]], scope: trio.CancelScope) -> None:
+        try:
+            for step, payload in items:
+                await session.send(peer, step, payload)
+        except VcpError as exc:
+            failures.append(exc)
+            scope.cancel()
+
+    async def receive_from(peer: int, steps: Sequence[str], scope: trio.CancelScope) -> None:
+        try:
+            for step in steps:
+                results[peer].append(await session.receive(peer, step))
+        except VcpError as exc:
+            failures.append(exc)
+            scope.cancel()
+
+    with trio.move_on_after(timeout) as timer:
+        async with trio.open_nursery() as nursery:
+            for peer, items in sends.items():
+                if items:
+                    nursery.start_soon(send_to, peer, items, nursery.cancel_scope)
+            for peer, steps in receives.items():
+                if steps:
+                    nursery.start_soon(receive_from, peer, steps, nursery.cancel_scope)
+    if failures:
+        raise failures[0]
+    if timer.cancelled_caught:
+        missing = sorted(
+            f"{step!r} from VCP {peer}"
+            for peer, steps in receives.items()
+            for step in steps[len(results[peer]) :]
+        )
+        if missing:
+            reason = f"no message {', '.join(missing)} within {timeout:g} s"
+        else:
+            first = next((items[0][0] for items in sends.values() if items), "?")
+            reason = f"could not send {first!r} to every peer within {timeout:g} s"
         raise SessionAborted(session.id, reason)
     return results
 

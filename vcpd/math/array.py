@@ -195,6 +195,26 @@ class FieldArray:
             start += n
         return _frozen(field, out)
 
+    @classmethod
+    def mul_add2(
+        cls, c: FieldArray, x1: FieldArray, y1: FieldArray, x2: FieldArray, y2: FieldArray
+    ) -> FieldArray:
+        """``c + x1·y1 + x2·y2`` element-wise, with one modular reduction
+        (:mod:`vcpd.math._fused`): a Beaver product's finish, about a fifth
+        cheaper than the two products and two additions it replaces."""
+        field = c._field
+        operands = (c, x1, y1, x2, y2)
+        if any(v._field != field for v in operands):
+            raise FieldError("cannot combine arrays of different fields")
+        n = len(c)
+        if any(len(v) != n for v in operands):
+            raise FieldError(f"length mismatch: {[len(v) for v in operands]} elements")
+        if n < SMALL_THRESHOLD:
+            return c + x1 * y1 + x2 * y2
+        out = np.empty((2, n), np.uint64)
+        field._fused.mul_add2(*(v._big for v in operands), out)
+        return _frozen(field, out)
+
     # ------------------------------------------------------------ arithmetic
 
     def _operand(self, other: object) -> FieldArray | int | None:

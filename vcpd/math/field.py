@@ -22,6 +22,7 @@ import numpy.typing as npt
 from vcpd.errors import FieldError
 
 from . import prg
+from ._fused import FusedKernel
 from ._limbs import CHUNK, Limbs, MontgomeryKernel, dot32, int_limbs, split32
 from .array import SMALL_THRESHOLD, FieldArray, _ints_to_limbs, signed_bound, wrap_ints, wrap_limbs
 
@@ -83,7 +84,7 @@ class PrimeField:
         n_prime: -p^-1 mod 2^32, the CIOS reduction constant.
     """
 
-    __slots__ = ("_kernel", "bits", "n_prime", "p", "r", "r_inv", "r_squared")
+    __slots__ = ("_fused", "_kernel", "bits", "n_prime", "p", "r", "r_inv", "r_squared")
 
     def __init__(self, p: int = DEFAULT_PRIME) -> None:
         """Validate p and precompute the Montgomery constants.
@@ -106,6 +107,7 @@ class PrimeField:
         self.r_inv: Final = pow(self.r, -1, p)
         self.n_prime: Final = (-pow(p, -1, 1 << 32)) % (1 << 32)
         self._kernel: Final = MontgomeryKernel(p)  # also used by vcpd.math.array
+        self._fused: Final = FusedKernel(p)  # c + x1·y1 + x2·y2, used by vcpd.math.array
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PrimeField) and other.p == self.p

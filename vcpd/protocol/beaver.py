@@ -80,7 +80,7 @@ def mul_prepare(x: Shares, y: Shares, triple: Triple | Sequence[Shares]) -> Prep
     def finish(opened: FieldArray) -> Shares:
         if len(opened) != 2 * n:
             raise ValueError(f"mul finish expects {2 * n} opened values, got {len(opened)}")
-        return c + y * opened[:n] + a * opened[n:]
+        return c.plus_products(y, opened[:n], a, opened[n:])
 
     return Prepared(Shares.concat_differences([(x, a), (y, b)]), finish)
 

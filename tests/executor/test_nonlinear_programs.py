@@ -200,7 +200,11 @@ class OneParty:
     def __init__(self, alpha: int) -> None:
         self.alpha = alpha
         self.reserved: list[dict[str, int]] = []
+        self.prefetched: list[tuple[int, dict[str, int]]] = []  # (reserves before it, counts)
         self.rounds = 0
+
+    def prefetch(self, counts: Mapping[str, int]) -> None:
+        self.prefetched.append((len(self.reserved), dict(counts)))
 
     def reserve(self, counts: Mapping[str, int]) -> Mapping[str, Sequence[Shares]]:
         self.reserved.append(dict(counts))
@@ -287,3 +291,19 @@ def test_an_operation_that_misstates_its_needs_fails_loudly(extra_bits: int, ext
     with pytest.raises(VcpInternalError) as info:
         engine.shares(node)
     assert words in str(info.value)
+
+
+def test_each_block_but_the_last_is_prefetched_with_its_exact_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While block k computes, block k+1's tuples are taken: exactly what its flush reserves."""
+    from vcpd.services.executor import engine as engine_module  # noqa: PLC0415
+
+    monkeypatch.setattr(engine_module, "BLOCK_TUPLES", 3000)
+    xs = [(-1) ** i * (i * 7919) for i in range(90)]
+    engine, channel, node = _engine_and_ltz(xs)
+    bits = engine.shares(node)
+    assert bits.values.to_ints() == [int(x < 0) for x in xs]
+    assert len(channel.reserved) >= 3
+    # prefetch i is issued right after reserve i and claimed by reserve i + 1
+    assert [before for before, _ in channel.prefetched] == list(range(1, len(channel.reserved) - 1))
+    for before, counts in channel.prefetched:
+        assert channel.reserved[before] == {kind: n for kind, n in counts.items() if n}

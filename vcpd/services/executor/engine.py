@@ -44,7 +44,7 @@ net, api, node, daemon or another service). It logs nothing, and keeps the MAC k
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final, cast
 
 import numpy as np
@@ -245,7 +245,10 @@ class Engine:
         for start in range(0, n, block):
             stop = min(n, start + block)
             if parts:  # the previous block runs now; this one waits like any node
-                self.flush()
+                # This block is flushed alone by the next pass of the loop unless it
+                # is the last (which may merge with what follows): its tuples are
+                # then known exactly and are taken while the previous block computes.
+                self.flush(prefetch=op.needs(stop - start) if stop < n else None)
             part = Node(PROTO, tuple(self.select(node, slice(start, stop)) for node in inputs), stop - start, op)
             self._protos.append(part)
             parts.append(part)
@@ -295,12 +298,14 @@ class Engine:
 
     # ------------------------------------------------------------ scheduling
 
-    def flush(self, *, check: bool = False) -> None:
+    def flush(self, *, check: bool = False, prefetch: Mapping[str, int] | None = None) -> None:
         """Run every pending product, non-linear operation and opening, merged
         into as few rounds as they allow (:mod:`.schedule`); then MAC-check.
 
         Args:
             check: run the MAC check even if nothing is revealed (before outputs).
+            prefetch: the exact tuple needs of the next flush, to take while
+                this one computes (see :meth:`Channel.prefetch`).
         """
         muls, self._muls = self._muls, []
         protos, self._protos = self._protos, []
@@ -311,7 +316,7 @@ class Engine:
             return
         work = plan(muls, protos, openings)
         runner = FlushRunner(self._channel, self._local, self._evaluate, self._join, self._split)
-        totals, opened_values = runner.run(work)
+        totals, opened_values = runner.run(work, prefetch)
         revealed = sum(len(v) for _, v in opened_values)
         self._stats = bump(
             self._stats,

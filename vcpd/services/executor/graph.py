@@ -186,6 +186,11 @@ class Channel(Protocol):
         """Reserve and take tuples in one reservation; kind -> components."""
         ...
 
+    def prefetch(self, counts: Mapping[str, int]) -> None:
+        """Start taking the tuples of the next :meth:`reserve`, which must ask
+        for exactly ``counts``, while this flush computes (may do nothing)."""
+        ...
+
     def prepare_mul(self, x: Shares, y: Shares, triple: Sequence[Shares]) -> PreparedMul:
         """Local half of a Beaver product (no network)."""
         ...

@@ -40,7 +40,7 @@ from typing import Any, Final
 
 import trio
 
-from vcpd.errors import ProgramError, RequestError, SessionAborted, VcpError
+from vcpd.errors import ProgramError, RequestError, SessionAborted, VcpError, VcpInternalError
 from vcpd.math import FieldArray, PrimeField, Shares
 from vcpd.protocol.online import OnlineParty
 from vcpd.protocol.transport import Session, Transport
@@ -137,6 +137,16 @@ class RunParts:
         return f"<RunParts party={self.transport.party}>"
 
 
+@dataclass(slots=True)
+class _Prefetch:
+    """A take started ahead of the reserve that will claim it."""
+
+    counts: dict[str, int]
+    done: trio.Event
+    taken: dict[str, list[Shares]] | None = None
+    error: Exception | None = None
+
+
 class ThreadChannel:
     """The engine's network, called from the program's worker thread.
 
@@ -144,6 +154,13 @@ class ThreadChannel:
     (:func:`~vcpd.services.ports.take_tuples`: one message among the VCPs
     with the tuple store); a reservation whose take fails (or is cancelled)
     is discarded, so none is left open.
+
+    :meth:`prefetch` starts the next reservation as a task in ``spawn``'s
+    nursery (the execution's), so that taking a block's tuples overlaps the
+    previous block's rounds. Every VCP runs the same program, so they start
+    the same prefetches in the same order and request ids stay aligned. A
+    prefetch still running when the execution ends is cancelled with the
+    nursery; its tuples are burnt like those of any failed reservation.
     """
 
     def __init__(self, online: OnlineParty, tuples: TupleSource, request_prefix: str) -> None:
@@ -151,14 +168,47 @@ class ThreadChannel:
         self._tuples = tuples
         self._prefix = request_prefix
         self._reservations = 0
+        self._pending: _Prefetch | None = None
+        self.spawn: Callable[..., object] | None = None
         self.tuples_used: dict[str, int] = {}
 
     def reserve(self, counts: Mapping[str, int]) -> Mapping[str, Sequence[Shares]]:
-        return trio.from_thread.run(self._reserve, dict(counts))
+        return trio.from_thread.run(self._reserve, {kind: n for kind, n in counts.items() if n})
+
+    def prefetch(self, counts: Mapping[str, int]) -> None:
+        trio.from_thread.run_sync(self._start_prefetch, {kind: n for kind, n in counts.items() if n})
+
+    def _request_id(self) -> str:
+        self._reservations += 1
+        return f"{self._prefix}.{self._reservations}"
+
+    def _start_prefetch(self, counts: dict[str, int]) -> None:
+        if self.spawn is None or self._pending is not None or not counts:
+            return  # no nursery to run it in, or one already waiting: the reserve takes them itself
+        pending = _Prefetch(counts, trio.Event())
+        self._pending = pending
+        self.spawn(self._run_prefetch, pending, self._request_id())
+
+    async def _run_prefetch(self, pending: _Prefetch, request_id: str) -> None:
+        try:
+            pending.taken = await take_tuples(self._tuples, request_id, pending.counts)
+        except Exception as exc:  # raised by the reserve that claims it
+            pending.error = exc
+        finally:
+            pending.done.set()
 
     async def _reserve(self, counts: dict[str, int]) -> dict[str, list[Shares]]:
-        self._reservations += 1
-        taken = await take_tuples(self._tuples, f"{self._prefix}.{self._reservations}", counts)
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await pending.done.wait()
+            if pending.error is not None:
+                raise pending.error
+            if pending.counts != counts:
+                raise VcpInternalError("a prefetched reservation does not match the flush that claims it")
+            assert pending.taken is not None
+            taken = pending.taken
+        else:
+            taken = await take_tuples(self._tuples, self._request_id(), counts)
         for kind, count in counts.items():
             self.tuples_used[kind] = self.tuples_used.get(kind, 0) + count
         return taken
@@ -333,6 +383,7 @@ async def _run(
     program_started = time.monotonic()
     with trio.move_on_after(timeout + GRACE) as deadline:
         async with trio.open_nursery() as nursery:
+            channel.spawn = nursery.start_soon
             for peer in range(session.n_parties):
                 if peer != session.party:
                     nursery.start_soon(watch, peer)

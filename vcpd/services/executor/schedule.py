@@ -34,7 +34,7 @@ sibling :mod:`.graph`. It logs nothing and never puts shares into messages.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,11 +161,19 @@ class FlushRunner:
         self._join = join
         self._split = split
 
-    def run(self, work: Plan) -> tuple[FlushTotals, list[tuple[Opening, FieldArray]]]:
-        """Reserve, run every round, and return the opened values (not yet released)."""
+    def run(
+        self, work: Plan, prefetch: Mapping[str, int] | None = None
+    ) -> tuple[FlushTotals, list[tuple[Opening, FieldArray]]]:
+        """Reserve, run every round, and return the opened values (not yet released).
+
+        ``prefetch``: the exact tuple needs of the next flush, if known; their
+        taking starts once this flush has its own tuples, and overlaps its rounds.
+        """
         started = time.perf_counter()
         material = self._reserve(work.needs)
         reserve_s = time.perf_counter() - started
+        if prefetch:
+            self._channel.prefetch(prefetch)
         running: list[_Running] = []
         opened_values: list[tuple[Opening, FieldArray]] = []
         rounds = mul_rounds = 0

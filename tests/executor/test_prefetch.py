@@ -90,6 +90,17 @@ async def test_a_reserve_that_differs_from_the_prefetch_is_a_bug() -> None:
             channel.reserve({"triple": 4})
         return None
 
+    channel, _ = await run_in_thread(Source(), work)
+    assert channel.tuples_used == {"triple": 3}  # taken, so used up, though never claimed
+
+
+async def test_a_second_prefetch_before_the_first_is_claimed_is_a_bug() -> None:
+    def work(channel: ThreadChannel) -> Any:
+        channel.prefetch({"triple": 3})
+        with pytest.raises(VcpInternalError, match="another waited"):
+            channel.prefetch({"triple": 3})
+        return channel.reserve({"triple": 3})
+
     await run_in_thread(Source(), work)
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vcpd.errors import FieldError
 from vcpd.math import DEFAULT_PRIME, SMALL_THRESHOLD, FieldArray, PrimeField, Shares, check_macs, share_vector
+from vcpd.math._fused import FusedKernel
 from vcpd.math._limbs import CHUNK
 
 from test_field import OTHER_PRIMES, edge_values
@@ -33,13 +36,19 @@ def test_matches_python_ints(p: int, n: int) -> None:
     assert got.to_ints() == expected(*columns, p)
 
 
-@pytest.mark.parametrize("p", [DEFAULT_PRIME, 2**128 - 159])
-def test_largest_operands_everywhere(p: int) -> None:
-    """All operands p − 1: the unreduced sum is at its largest (V close to 4p)."""
+@pytest.mark.parametrize("p", [DEFAULT_PRIME, 2**64 + 13, 2**127 + 55 * 2**15 + 1, 2**128 - 159])
+def test_largest_words_everywhere(p: int) -> None:
+    """Every operand's Montgomery word is p − 1 (the largest reduced word), so the
+    unreduced sum V is at its largest; checked on the kernel itself."""
     field = PrimeField(p)
     n = T + 3
-    top = field.from_ints([p - 1] * n)
-    assert FieldArray.mul_add2(top, top, top, top, top).to_ints() == [(p - 1 + 2 * (p - 1) ** 2) % p] * n
+    words = np.empty((2, n), np.uint64)
+    words[0], words[1] = (p - 1) & (2**64 - 1), (p - 1) >> 64
+    out = np.empty((2, n), np.uint64)
+    FusedKernel(p).mul_add2(words, words, words, words, words, out)
+    m = p - 1  # on words the kernel computes c + (x1·y1 + x2·y2)·R^-1 mod p
+    want = (m + 2 * m * m * field.r_inv) % p
+    assert [int(lo) | int(hi) << 64 for lo, hi in zip(out[0], out[1], strict=True)] == [want] * n
 
 
 @settings(max_examples=25, deadline=None)

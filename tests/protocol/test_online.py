@@ -395,11 +395,17 @@ async def test_statistics_are_frozen(autojump_clock: object) -> None:
 # ---------------------------------------------------------------- adversaries
 
 
+def shift_values(shares: Shares, index: int, delta: int) -> Shares:
+    """A cheater's shares with ``delta`` added to one value share and the MAC share left alone."""
+    bump = [0] * len(shares)
+    bump[index] = delta
+    return Shares(shares.values + FIELD.from_ints(bump), shares.macs)
+
+
 @pytest.mark.parametrize(("n", "cheater"), [(2, 1), (3, 1), (5, 4)])
-async def test_shifted_share_in_multiplication_is_caught(n: int, cheater: int, autojump_clock: object) -> None:
-    """A VCP adds an error to its share of ε (the same to everyone): the product is
-    wrong, and the next MAC check fails on every honest VCP. (The cheater's own view
-    keeps the true ε, so the honest VCPs see a broadcast mismatch with it first.)"""
+async def test_tampered_epsilon_opening_is_caught_before_sigma(n: int, cheater: int, autojump_clock: object) -> None:
+    """A VCP adds an error to the ε it sends (the same to everyone) but keeps the true ε
+    itself: its view differs from everyone else's, which the check's comparison catches."""
     dealer = Dealer(n)
     x, y = FIELD.random(20), FIELD.random(20)
     sx, sy, triples = dealer.share(x), dealer.share(y), dealer.triples(20)
@@ -411,25 +417,43 @@ async def test_shifted_share_in_multiplication_is_caught(n: int, cheater: int, a
             await online.reveal(z)
 
         results = await run_online(hub, dealer, body)
+    mismatch = f"{FAILURE_MARKER}: VCP {cheater}'s combination of the opened values differs from this VCP's"
     for i in range(n):
         if i != cheater:
             assert isinstance(results[i], MacCheckFailure), results[i]
-            assert "MAC check failed" in str(results[i])
-    # fixed messages only: no values in them
-    mismatch = f"{FAILURE_MARKER}: broadcast mismatch: VCP {cheater} and this VCP opened different values"
+            assert results[i].reason.startswith(mismatch), results[i]  # a fixed message: no values
+
+
+@pytest.mark.parametrize(("n", "cheater"), [(2, 1), (3, 1), (5, 4)])
+async def test_consistently_shifted_share_fails_the_sigma_check(n: int, cheater: int, autojump_clock: object) -> None:
+    """A VCP shifts its share of x (not its MAC share), so every VCP, the cheater
+    included, opens the same wrong ε: the views agree and only σ can catch it."""
+    dealer = Dealer(n)
+    x, y = FIELD.random(20), FIELD.random(20)
+    sx, sy, triples = dealer.share(x), dealer.share(y), dealer.triples(20)
+    sx[cheater] = shift_values(sx[cheater], 3, 12345)
+    async with open_memory_transports(n, shuffle=True) as hub:
+
+        async def body(i: int, online: OnlineParty) -> Any:
+            z = await online.mul(sx[i], sy[i], triples[i])
+            await online.reveal(z)
+
+        results = await run_online(hub, dealer, body)
     for i in range(n):
-        if i != cheater:
-            assert results[i].reason == MAC_FAILURE_MESSAGE or results[i].reason.startswith(mismatch), results[i]
+        assert isinstance(results[i], MacCheckFailure), results[i]
+        assert "combination" not in results[i].reason  # no view differed
+    assert any(results[i].reason == MAC_FAILURE_MESSAGE for i in range(n))  # the fixed message, no σ in it
 
 
 async def test_consistent_shift_of_a_download_is_caught(autojump_clock: object) -> None:
     """mpc-notes §2.6: shifting y in the ε opening *and* in the reported share passes
-    the client's w = y·r check, so the VCPs' own MAC check must catch it."""
+    the client's w = y·r check, so the VCPs' own MAC check must catch it (σ, not the
+    comparison of views: every VCP opened the same shifted ε)."""
     dealer = Dealer(3)
     y, r = FIELD.random(4), FIELD.random(4)
     sy, sr, triples = dealer.share(y), dealer.share(r), dealer.triples(4)
+    sy[0] = shift_values(sy[0], 0, 7)
     async with open_memory_transports(3) as hub:
-        hub.tamper(tamper_opening("open.0", 0, index=0, delta=7))
 
         async def body(i: int, online: OnlineParty) -> Any:
             w = await online.mul(sy[i], sr[i], triples[i])
@@ -437,7 +461,8 @@ async def test_consistent_shift_of_a_download_is_caught(autojump_clock: object) 
             return w
 
         results = await run_online(hub, dealer, body)
-    assert all(isinstance(results[i], MacCheckFailure) for i in (1, 2))
+    assert all(isinstance(results[i], MacCheckFailure) for i in range(3))
+    assert any(results[i].reason == MAC_FAILURE_MESSAGE for i in range(3))
 
 
 async def test_equivocating_party_is_caught(autojump_clock: object) -> None:

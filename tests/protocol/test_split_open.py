@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from vcpd.errors import MacCheckFailure, SessionAborted, VcpError
 from vcpd.math import FieldArray, PrimeField, Shares, share_vector
-from vcpd.protocol import OnlineParty, online, split_open
+from vcpd.protocol import MAC_FAILURE_MESSAGE, OnlineParty, online, split_open
 from vcpd.protocol.commit import FAILURE_MARKER
 from vcpd.protocol.split_open import SPLIT_BYTES, bounds, use_split
 from vcpd.testing import MemoryHub, open_memory_transports
@@ -266,18 +266,39 @@ async def test_split_with_worker_threads(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 @pytest.mark.parametrize(("n", "cheater"), [(3, 1), (5, 4)])
-async def test_wrong_sum_to_everyone_fails_the_mac_check(n: int, cheater: int, autojump_clock: object) -> None:
+async def test_wrong_sum_to_everyone_is_caught(n: int, cheater: int, autojump_clock: object) -> None:
+    """The summing VCP keeps the true sum but sends a wrong one to everyone: the honest
+    VCPs agree with each other, not with it, and the check's comparison says so."""
     dealer = Dealer(n)
     shares = dealer.share(FIELD.random(BIG))
     async with open_memory_transports(n, shuffle=True) as hub:
         hub.tamper(alter("open.0.out", cheater, shifted))
         results = await run_online(hub, dealer, lambda i, online: online.reveal(shares[i]))
-    mismatch = f"{FAILURE_MARKER}: broadcast mismatch: VCP {cheater} and this VCP opened different values"
+    mismatch = f"{FAILURE_MARKER}: VCP {cheater}'s combination of the opened values differs from this VCP's"
     for i in range(n):
         if i != cheater:
             assert isinstance(results[i], MacCheckFailure), results[i]
-            # the honest VCPs agree on the wrong value; only the cheater's own view differs
-            assert results[i].reason.startswith((mismatch, f"{FAILURE_MARKER}: a VCP deviated")), results[i]
+            assert results[i].reason.startswith(mismatch), results[i]
+
+
+@pytest.mark.parametrize(("n", "cheater"), [(3, 1), (5, 4)])
+async def test_consistently_shifted_share_in_a_split_opening_fails_the_sigma_check(
+    n: int, cheater: int, autojump_clock: object
+) -> None:
+    """A VCP shifts its value share (not its MAC share): its slices and its own range's
+    sum carry the shift consistently, every view agrees, and σ catches it."""
+    dealer = Dealer(n)
+    shares = dealer.share(FIELD.random(BIG))
+    bump = [0] * BIG
+    bump[BIG // n * cheater + 1] = 99  # inside the cheater's own range
+    bump[0] = 5  # and inside VCP 0's
+    shares[cheater] = Shares(shares[cheater].values + FIELD.from_ints(bump), shares[cheater].macs)
+    async with open_memory_transports(n, shuffle=True) as hub:
+        results = await run_online(hub, dealer, lambda i, online: online.reveal(shares[i]))
+    for i in range(n):
+        assert isinstance(results[i], MacCheckFailure), results[i]
+        assert "combination" not in results[i].reason
+    assert any(results[i].reason == MAC_FAILURE_MESSAGE for i in range(n))
 
 
 async def test_different_sums_to_different_peers_are_caught(autojump_clock: object) -> None:

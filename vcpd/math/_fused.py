@@ -11,7 +11,7 @@ are instead summed *unreduced* and reduced once:
    so each accumulator gathers at most 16 terms below 2^32 (< 2^36);
 2. four Montgomery rounds add m_i·p·2^(32i) (m_i making limb i vanish mod
    2^32) and carry limb i's excess upward; the accumulators stay below 2^38;
-3. c's limbs join the top five accumulators, so V = (T + M·p)/2^128 + c with
+3. c's limbs join accumulators 4-7 (the top four limbs of the result), so V = (T + M·p)/2^128 + c with
    M < 2^128: V < 2p²/2^128 + p + p < 4p (p < 2^128), a 130-bit number;
 4. V is carried into 32-bit limbs and reduced by subtracting 2p and then p
    where they fit.

@@ -26,7 +26,8 @@ leaving honest VCPs with different views of the "public" values. Step 4
 catches that: the coefficients are tossed after every view is fixed, so two
 views that differ anywhere give different a with probability at least
 1 − 2^-(bits−1). Comparing a costs 16 bytes per check, where hashing every
-received payload cost about a tenth of a comparison's CPU time. Without the
+received payload cost about a tenth of the CPU time of a secure 64-bit
+comparison. Without the
 comparison the check would still fail for a fooled party (its σ uses its own
 view, and its α_i is unknown to the cheater), but the comparison names the
 cause before any σ is opened.
@@ -38,8 +39,8 @@ still reveals its contribution only after it has received every opening the
 check covers and every party's commitment, so every opened share is fixed
 before anyone can know the seed, and no contribution can depend on another:
 the coin toss is exactly as good, and the check takes three rounds after the
-last opening instead of four (``<label>.seed.reveal`` carries the opening and
-the digests, then the two σ rounds). See :class:`EarlySeed`.
+last opening instead of four (``<label>.seed.reveal`` carries the opening,
+then the two σ rounds). See :class:`EarlySeed`.
 
 A party that shifted an opened value passes with probability about 2/p.
 Detection means abort, not identification: the failure message says that a
@@ -184,8 +185,9 @@ def _compare_views(session_id: str, party: int, mine: bytes, theirs: dict[int, A
         if not hmac.compare_digest(value, mine):
             raise MacCheckFailure(
                 session_id,
-                f"{FAILURE_MARKER}: broadcast mismatch: VCP {other} and this VCP opened different values "
-                "(some VCP sent them different shares); nothing opened since the last check is trusted",
+                f"{FAILURE_MARKER}: VCP {other}'s combination of the opened values differs from this VCP's "
+                "(broadcast mismatch: a VCP sent different or wrong values in an opening); "
+                "nothing opened since the last check is trusted",
             )
 
 

@@ -196,8 +196,8 @@ class OnlineParty:
             each peer as **one** message labelled ``"<step>+<step>+..."``
             holding the payloads in order, instead of one message each: the
             per-message cost dominates small rounds (up to
-            :data:`BUNDLE_BYTES`). Each payload is checked and hashed under
-            its own label as before. Every party of a session must use the
+            :data:`BUNDLE_BYTES`). Each payload is checked under its own
+            label as before. Every party of a session must use the
             same setting.
     """
 

@@ -40,37 +40,11 @@ async def exchange_all(session: Session, step: str, payload: Any, *, timeout: fl
             seconds (the message names them).
     """
     peers = [k for k in range(session.n_parties) if k != session.party]
+    answers = await exchange_each(
+        session, {peer: [(step, payload)] for peer in peers}, {peer: [step] for peer in peers}, timeout=timeout
+    )
     results: dict[int, Any] = {session.party: payload}
-    failures: list[VcpError] = []
-
-    async def send_to(peer: int, scope: trio.CancelScope) -> None:
-        try:
-            await session.send(peer, step, payload)
-        except VcpError as exc:
-            failures.append(exc)
-            scope.cancel()
-
-    async def receive_from(peer: int, scope: trio.CancelScope) -> None:
-        try:
-            results[peer] = await session.receive(peer, step)
-        except VcpError as exc:
-            failures.append(exc)
-            scope.cancel()
-
-    with trio.move_on_after(timeout) as timer:
-        async with trio.open_nursery() as nursery:
-            for peer in peers:
-                nursery.start_soon(send_to, peer, nursery.cancel_scope)
-                nursery.start_soon(receive_from, peer, nursery.cancel_scope)
-    if failures:
-        raise failures[0]
-    if timer.cancelled_caught:
-        missing = [str(k) for k in peers if k not in results]
-        if missing:
-            reason = f"no message {step!r} from VCP {', '.join(missing)} within {timeout:g} s"
-        else:
-            reason = f"could not send {step!r} to every peer within {timeout:g} s"
-        raise SessionAborted(session.id, reason)
+    results.update((peer, answer[0]) for peer, answer in answers.items())
     return results
 
 

@@ -64,7 +64,10 @@ _JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 # maximum). Tuple chunks are blobs spanning thousands of overflow pages: read
 # through the page cache each page costs a pread and a copy, mapped it is one
 # memcpy. Measured on the reference VM: blob reads 0.26 GB/s unmapped, 6.3 GB/s
-# mapped, and the executor takes ~8 KB of tuples per 64-bit comparison.
+# mapped, and the executor takes ~8 KB of tuples per 64-bit comparison. The
+# price (a documented SQLite caveat): an I/O error on a mapped page (a failing
+# disk, a file truncated behind SQLite's back) kills the process with SIGBUS
+# instead of raising SQLITE_IOERR. Both mean the store must be restored anyway.
 _MMAP_SIZE = 1 << 40
 
 _STORE_MIGRATIONS = (

@@ -183,8 +183,10 @@ class ThreadChannel:
         return f"{self._prefix}.{self._reservations}"
 
     def _start_prefetch(self, counts: dict[str, int]) -> None:
-        if self.spawn is None or self._pending is not None or not counts:
-            return  # no nursery to run it in, or one already waiting: the reserve takes them itself
+        if self._pending is not None:
+            raise VcpInternalError("a prefetch was started while another waited to be claimed")
+        if self.spawn is None or not counts:
+            return  # no nursery to run it in: the next reserve takes them itself
         pending = _Prefetch(counts, trio.Event())
         self._pending = pending
         self.spawn(self._run_prefetch, pending, self._request_id())
@@ -192,6 +194,7 @@ class ThreadChannel:
     async def _run_prefetch(self, pending: _Prefetch, request_id: str) -> None:
         try:
             pending.taken = await take_tuples(self._tuples, request_id, pending.counts)
+            self._count(pending.counts)  # taken means used up, claimed or not
         except Exception as exc:  # raised by the reserve that claims it
             pending.error = exc
         finally:
@@ -204,14 +207,18 @@ class ThreadChannel:
             if pending.error is not None:
                 raise pending.error
             if pending.counts != counts:
-                raise VcpInternalError("a prefetched reservation does not match the flush that claims it")
+                raise VcpInternalError(
+                    f"a prefetched reservation ({pending.counts}) does not match the flush that claims it ({counts})"
+                )
             assert pending.taken is not None
-            taken = pending.taken
-        else:
-            taken = await take_tuples(self._tuples, self._request_id(), counts)
+            return pending.taken
+        taken = await take_tuples(self._tuples, self._request_id(), counts)
+        self._count(counts)
+        return taken
+
+    def _count(self, counts: Mapping[str, int]) -> None:
         for kind, count in counts.items():
             self.tuples_used[kind] = self.tuples_used.get(kind, 0) + count
-        return taken
 
     def prepare_mul(self, x: Shares, y: Shares, triple: Sequence[Shares]) -> PreparedMul:
         to_open, finish = self._online.mul_prepare(x, y, triple)

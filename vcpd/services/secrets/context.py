@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from typing import Final, Protocol, runtime_checkable
+from typing import Final
 
 import trio
 

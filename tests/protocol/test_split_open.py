@@ -7,7 +7,7 @@ every kind of cheating by a summing VCP caught before anything is released.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
@@ -16,48 +16,17 @@ import trio
 import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_online import FIELD, P, Dealer, run_online
 
-from vcpd.errors import MacCheckFailure, SessionAborted, VcpError
-from vcpd.math import FieldArray, PrimeField, Shares, share_vector
+from vcpd.errors import MacCheckFailure, SessionAborted
+from vcpd.math import FieldArray, Shares
 from vcpd.protocol import MAC_FAILURE_MESSAGE, OnlineParty, online, split_open
 from vcpd.protocol.commit import FAILURE_MARKER
 from vcpd.protocol.split_open import SPLIT_BYTES, bounds, use_split
-from vcpd.testing import MemoryHub, open_memory_transports
+from vcpd.testing import open_memory_transports
 
-FIELD = PrimeField()
-P = FIELD.p
 BIG = SPLIT_BYTES // 16 + 10  # elements: just above the threshold
 FAST = {"precommit_seed": True, "bundle_flights": True}
-
-
-class Dealer:
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.alphas = FIELD.random(n).to_ints()
-        self.alpha = sum(self.alphas) % P
-
-    def share(self, x: FieldArray) -> list[Shares]:
-        return share_vector(FIELD, x, self.alpha, self.n)
-
-
-async def run_online(
-    hub: MemoryHub, dealer: Dealer, body: Callable[[int, OnlineParty], Awaitable[Any]], **options: Any
-) -> dict[int, Any]:
-    """body(party, online) on every party; a VcpError becomes that party's result."""
-    results: dict[int, Any] = {}
-
-    async def party(i: int) -> None:
-        try:
-            async with hub.transports[i].session("split-test") as session:
-                results[i] = await body(i, OnlineParty(session, FIELD, dealer.alphas[i], **options))
-        except VcpError as exc:
-            results[i] = exc
-
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            for i in range(hub.n_parties):
-                nursery.start_soon(party, i)
-    return results
 
 
 def steps_seen(into: list[tuple[int, int, str]]) -> Callable[[int, int, tuple[Any, ...]], tuple[Any, ...]]:

@@ -16,7 +16,8 @@ from vcpd.config import ExecutorSettings
 from vcpd.errors import ProgramError, RequestError
 from vcpd.math import Shares
 from vcpd.services.executor import source_digest
-from vcpd.services.executor.runner import ThreadChannel, provenance_tags
+from vcpd.services.executor.channel import ThreadChannel
+from vcpd.services.executor.runner import provenance_tags
 from vcpd.services.ports import Reservation
 
 PROLOGUE = "listen(10000)\ns = regint()\nacceptclientconnection(s, 10000)\n"

@@ -15,7 +15,7 @@ import trio
 
 from vcpd.errors import SessionAborted, VcpInternalError
 from vcpd.math import PrimeField, Shares
-from vcpd.services.executor.runner import ThreadChannel
+from vcpd.services.executor.channel import ThreadChannel
 from vcpd.services.ports import Reservation
 
 FIELD = PrimeField()

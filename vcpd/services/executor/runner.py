@@ -10,7 +10,7 @@ Every VCP runs the same execution in the session ``executor/<execution id>``:
    step budget and timeout.
 2. **Run**: the program runs in a worker thread (``trio.to_thread``) against
    a fresh namespace; the engine reaches the network through
-   :class:`ThreadChannel`, i.e. :func:`trio.from_thread.run`. Meanwhile a
+   :class:`~.channel.ThreadChannel`, i.e. :func:`trio.from_thread.run`. Meanwhile a
    watcher waits on the session: an abort notice or a lost peer cancels the
    program's budget, so a VCP computing locally stops at its next step
    instead of finishing work nobody will use.
@@ -34,22 +34,22 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import trio
 
-from vcpd.errors import ProgramError, RequestError, SessionAborted, VcpError, VcpInternalError
+from vcpd.errors import ProgramError, RequestError, SessionAborted, VcpError
 from vcpd.math import FieldArray, PrimeField, Shares
 from vcpd.protocol.online import OnlineParty
 from vcpd.protocol.transport import Session, Transport
-from vcpd.services.ports import SecretEncoding, SecretSource, TupleSource, take_tuples
+from vcpd.services.ports import SecretEncoding, SecretSource, TupleSource
 
 from .budget import Budget
+from .channel import ThreadChannel
 from .context import ProgramContext, activate
 from .engine import Engine
-from .graph import PreparedMul
 from .library import build_namespace
 from .sandbox import CompiledProgram
 
@@ -61,7 +61,6 @@ __all__ = [
     "ExecutionResult",
     "Refusal",
     "RunParts",
-    "ThreadChannel",
     "execute",
     "output_id",
     "provenance_tags",
@@ -135,103 +134,6 @@ class RunParts:
 
     def __repr__(self) -> str:  # never the MAC key share
         return f"<RunParts party={self.transport.party}>"
-
-
-@dataclass(slots=True)
-class _Prefetch:
-    """A take started ahead of the reserve that will claim it."""
-
-    counts: dict[str, int]
-    done: trio.Event
-    taken: dict[str, list[Shares]] | None = None
-    error: Exception | None = None
-
-
-class ThreadChannel:
-    """The engine's network, called from the program's worker thread.
-
-    Tuple reservations are made and taken in one step
-    (:func:`~vcpd.services.ports.take_tuples`: one message among the VCPs
-    with the tuple store); a reservation whose take fails (or is cancelled)
-    is discarded, so none is left open.
-
-    :meth:`prefetch` starts the next reservation as a task in ``spawn``'s
-    nursery (the execution's), so that taking a block's tuples overlaps the
-    previous block's rounds. Every VCP runs the same program, so they start
-    the same prefetches in the same order and request ids stay aligned. A
-    prefetch still running when the execution ends is cancelled with the
-    nursery; its tuples are burnt like those of any failed reservation.
-    """
-
-    def __init__(self, online: OnlineParty, tuples: TupleSource, request_prefix: str) -> None:
-        self._online = online
-        self._tuples = tuples
-        self._prefix = request_prefix
-        self._reservations = 0
-        self._pending: _Prefetch | None = None
-        self.spawn: Callable[..., object] | None = None
-        self.tuples_used: dict[str, int] = {}
-
-    def reserve(self, counts: Mapping[str, int]) -> Mapping[str, Sequence[Shares]]:
-        return trio.from_thread.run(self._reserve, {kind: n for kind, n in counts.items() if n})
-
-    def prefetch(self, counts: Mapping[str, int]) -> None:
-        trio.from_thread.run_sync(self._start_prefetch, {kind: n for kind, n in counts.items() if n})
-
-    def _request_id(self) -> str:
-        self._reservations += 1
-        return f"{self._prefix}.{self._reservations}"
-
-    def _start_prefetch(self, counts: dict[str, int]) -> None:
-        if self._pending is not None:
-            raise VcpInternalError("a prefetch was started while another waited to be claimed")
-        if self.spawn is None or not counts:
-            return  # no nursery to run it in: the next reserve takes them itself
-        pending = _Prefetch(counts, trio.Event())
-        self._pending = pending
-        self.spawn(self._run_prefetch, pending, self._request_id())
-
-    async def _run_prefetch(self, pending: _Prefetch, request_id: str) -> None:
-        try:
-            pending.taken = await take_tuples(self._tuples, request_id, pending.counts)
-            self._count(pending.counts)  # taken means used up, claimed or not
-        except Exception as exc:  # raised by the reserve that claims it
-            pending.error = exc
-        finally:
-            pending.done.set()
-
-    async def _reserve(self, counts: dict[str, int]) -> dict[str, list[Shares]]:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            await pending.done.wait()
-            if pending.error is not None:
-                raise pending.error
-            if pending.counts != counts:
-                raise VcpInternalError(
-                    f"a prefetched reservation ({pending.counts}) does not match the flush that claims it ({counts})"
-                )
-            assert pending.taken is not None
-            return pending.taken
-        taken = await take_tuples(self._tuples, self._request_id(), counts)
-        self._count(counts)
-        return taken
-
-    def _count(self, counts: Mapping[str, int]) -> None:
-        for kind, count in counts.items():
-            self.tuples_used[kind] = self.tuples_used.get(kind, 0) + count
-
-    def prepare_mul(self, x: Shares, y: Shares, triple: Sequence[Shares]) -> PreparedMul:
-        to_open, finish = self._online.mul_prepare(x, y, triple)
-        return PreparedMul(to_open, finish)
-
-    def open_many(self, parts: Sequence[Shares]) -> list[FieldArray]:
-        return trio.from_thread.run(self._online.open_many, list(parts))
-
-    def mac_check(self) -> None:
-        trio.from_thread.run(self._online.mac_check)
-
-    def pending_checks(self) -> int:
-        return self._online.pending_checks
 
 
 def output_id(execution_id: str, index: int) -> str:

@@ -38,7 +38,8 @@ _SHIFT32 = np.uint64(32)
 
 
 class _Buffers:
-    """Scratch for one chunk (the kernel's instances are used by one thread at a time per call)."""
+    """Scratch for one chunk, one set per thread, shared by the kernels of all primes
+    (as :mod:`vcpd.math._limbs` shares its scratch: kernels never nest)."""
 
     __slots__ = ("acc", "hi", "lo", "m", "prod", "x", "y")
 
@@ -50,6 +51,16 @@ class _Buffers:
         self.acc = np.empty((9, CHUNK), np.uint64)
         self.hi = np.empty((5, CHUNK), np.uint64)
         self.m = np.empty(CHUNK, np.uint64)
+
+
+_per_thread = threading.local()
+
+
+def _buffers() -> _Buffers:
+    buffers: _Buffers | None = getattr(_per_thread, "buffers", None)
+    if buffers is None:
+        buffers = _per_thread.buffers = _Buffers()
+    return buffers
 
 
 class FusedKernel:
@@ -68,17 +79,10 @@ class FusedKernel:
         # 2p and p as five 32-bit limbs, for the final subtractions.
         self._two_p = [np.uint64(((2 * p) >> (32 * j)) & 0xFFFFFFFF) for j in range(5)]
         self._one_p = [np.uint64((p >> (32 * j)) & 0xFFFFFFFF) for j in range(5)]
-        self._local = threading.local()
-
-    def _buffers(self) -> _Buffers:
-        buffers: _Buffers | None = getattr(self._local, "buffers", None)
-        if buffers is None:
-            buffers = self._local.buffers = _Buffers()
-        return buffers
 
     def mul_add2(self, c: Limbs, x1: Limbs, y1: Limbs, x2: Limbs, y2: Limbs, out: Limbs) -> None:
         """out = c + x1·y1 + x2·y2 in Montgomery form (see the module)."""
-        sc = self._buffers()
+        sc = _buffers()
         n = out.shape[1]
         for start in range(0, n, CHUNK):
             stop = min(n, start + CHUNK)

@@ -517,26 +517,13 @@ class OnlineParty:
         """Σ of every party's value shares (each peer's payload checked for
         length and range)."""
         expected = 16 * len(own)
-        for peer in self._peers:
-            payload = payloads[peer]
-            if not isinstance(payload, bytes) or len(payload) != expected:
-                raise SessionAborted(
-                    self.session_id, f"VCP {peer} deviated from the protocol: malformed opening at step {step!r}"
-                )
-
-        def add_all() -> FieldArray:
-            total = own
-            for peer in self._peers:
-                try:
-                    total = total + self._field.from_bytes(payloads[peer])
-                except FieldError:
-                    raise SessionAborted(
-                        self.session_id,
-                        f"VCP {peer} deviated from the protocol: opening at step {step!r} is not in the field",
-                    ) from None
-            return total
-
-        return await self._compute(add_all, expected)
+        shares = {
+            peer: split_open.checked(self.session_id, peer, payloads[peer], expected, "opening", step)
+            for peer in self._peers
+        }
+        return await self._compute(
+            lambda: split_open.add_shares(self.session_id, self._field, own, shares, "opening", step), expected
+        )
 
     @_guarded
     async def mac_check(self) -> None:

@@ -43,7 +43,7 @@ daemon; from vcpd it uses only errors, math and this package.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 from vcpd.errors import FieldError, SessionAborted
@@ -51,7 +51,7 @@ from vcpd.math import FieldArray, PrimeField
 
 from .rounds import payload_size
 
-__all__ = ["SPLIT_BYTES", "ExchangeEach", "bounds", "open_split", "use_split"]
+__all__ = ["SPLIT_BYTES", "ExchangeEach", "add_shares", "bounds", "checked", "open_split", "use_split"]
 
 SPLIT_BYTES: Final = 1 << 16
 """Flights with at least this many bytes of value shares per peer (4096
@@ -101,6 +101,27 @@ def _deviated(session_id: str, peer: int, what: str, step: str) -> SessionAborte
     return SessionAborted(session_id, f"VCP {peer} deviated from the protocol: {what} at step {step!r}")
 
 
+def checked(session_id: str, peer: int, payload: object, size: int, what: str, step: str) -> bytes:
+    """``payload`` if it is ``size`` bytes; else SessionAborted ("malformed <what>")."""
+    if not isinstance(payload, bytes) or len(payload) != size:
+        raise _deviated(session_id, peer, f"malformed {what}", step)
+    return payload
+
+
+def add_shares(
+    session_id: str, field: PrimeField, own: FieldArray, payloads: Mapping[int, bytes], what: str, step: str
+) -> FieldArray:
+    """own + Σ of the peers' value shares (checked bytes); SessionAborted names a
+    peer whose words are not in the field ("<what> not in the field")."""
+    total = own
+    for peer, payload in payloads.items():
+        try:
+            total = total + field.from_bytes(payload)
+        except FieldError:
+            raise _deviated(session_id, peer, f"{what} not in the field", step) from None
+    return total
+
+
 async def open_split(
     exchange: ExchangeEach,
     compute: Compute[Any],
@@ -145,9 +166,7 @@ async def open_split(
     first = await exchange(sends, receives)
     for peer in peers:
         for index, (step, size) in enumerate(receives[peer][: len(openings)]):
-            payload = first[peer][index]
-            if not isinstance(payload, bytes) or len(payload) != size:
-                raise _deviated(session_id, peer, "malformed opening slice", step)
+            checked(session_id, peer, first[peer][index], size, "opening slice", step)
     extra_answers = [
         {party: payload, **{peer: first[peer][len(openings) + i] for peer in peers}}
         for i, (_, payload) in enumerate(extras)
@@ -155,16 +174,13 @@ async def open_split(
     share_bytes = 16 * sum(hi - lo for lo, hi in mine)
 
     def sum_ranges() -> list[FieldArray]:
-        sums = []
-        for index, ((step, values), (lo, hi)) in enumerate(zip(openings, mine, strict=True)):
-            total = values[lo:hi]
-            for peer in peers:
-                try:
-                    total = total + field.from_bytes(first[peer][index])
-                except FieldError:
-                    raise _deviated(session_id, peer, "opening slice not in the field", f"{step}.sum") from None
-            sums.append(total)
-        return sums
+        return [
+            add_shares(
+                session_id, field, values[lo:hi], {peer: first[peer][index] for peer in peers}, "opening slice",
+                f"{step}.sum",
+            )
+            for index, ((step, values), (lo, hi)) in enumerate(zip(openings, mine, strict=True))
+        ]  # fmt: skip
 
     own_sums = [total.to_bytes() for total in await compute(sum_ranges, share_bytes)]
     del first
@@ -179,9 +195,7 @@ async def open_split(
     second = await exchange(sends, receives)
     for peer in peers:
         for index, (step, size) in enumerate(receives[peer]):
-            payload = second[peer][index]
-            if not isinstance(payload, bytes) or len(payload) != size:
-                raise _deviated(session_id, peer, "malformed opened sum", step)
+            checked(session_id, peer, second[peer][index], size, "opened sum", step)
 
     def assemble() -> list[FieldArray]:
         opened = []

@@ -87,7 +87,7 @@ def _component(
 ) -> FieldArray:
     """One share component (values or MACs) of the stacked terms and ρ."""
     rl = _limbs32(_words(r), m, n)
-    sl = [limb.astype(np.int64) for limb in _limbs32(_words(sign), 1, n)]
+    twice_sign = [2 * limb.astype(np.int64) for limb in _limbs32(_words(sign), 1, n)]  # 2·sign_bit per limb
     k = _word_limbs(constant_word)
     out = np.empty((2, (m + 2) * n), np.uint64)
     lo = out[0].reshape(m + 2, n)
@@ -115,14 +115,14 @@ def _component(
             term = np.empty_like(own)
             _exclusive_suffix_sums(signed, running[j], term)  # 3·Σ_{j>i} σ_j r_j
             term += own
-            term -= 2 * sl[j]
+            term -= twice_sign[j]
             if k[j]:
                 np.multiply(offsets, k[j], out=signed)
                 term += signed
             terms.append(term)
         reduce_signed(field.p, terms, lo[start:stop], hi[start:stop])
     # e_m = 3·Σ_j σ_j r_j − 2·sign_bit + 3·Σ_j c_j
-    top = [running[j] - 2 * sl[j] + 3 * above * k[j] for j in range(4)]
+    top = [running[j] - twice_sign[j] + 3 * above * k[j] for j in range(4)]
     reduce_signed(field.p, [t.reshape(1, n) for t in top], lo[m : m + 1], hi[m : m + 1])
     out[:, (m + 1) * n :] = _words(rho)
     return field.from_limbs(out)

@@ -27,6 +27,11 @@ from .graph import PreparedMul
 __all__ = ["ThreadChannel"]
 
 
+def _nonzero(counts: Mapping[str, int]) -> dict[str, int]:
+    """Counts without the kinds of which none are needed, so a prefetch and its claim compare alike."""
+    return {kind: n for kind, n in counts.items() if n}
+
+
 @dataclass(slots=True)
 class _Prefetch:
     """A take started ahead of the reserve that will claim it."""
@@ -63,10 +68,10 @@ class ThreadChannel:
         self.tuples_used: dict[str, int] = {}
 
     def reserve(self, counts: Mapping[str, int]) -> Mapping[str, Sequence[Shares]]:
-        return trio.from_thread.run(self._reserve, {kind: n for kind, n in counts.items() if n})
+        return trio.from_thread.run(self._reserve, _nonzero(counts))
 
     def prefetch(self, counts: Mapping[str, int]) -> None:
-        trio.from_thread.run_sync(self._start_prefetch, {kind: n for kind, n in counts.items() if n})
+        trio.from_thread.run_sync(self._start_prefetch, _nonzero(counts))
 
     def _request_id(self) -> str:
         self._reservations += 1
